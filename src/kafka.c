@@ -1,0 +1,187 @@
+/* kafka.c -- librdkafka configuration and logging glue. */
+#include "kafka.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "log.h"
+#include "timefmt.h"
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac,
+		   const char *buf)
+{
+	(void)rk;
+	(void)fac;
+	st_log(level, "rdkafka", "%s", buf);
+}
+
+static int set(rd_kafka_conf_t *kc, const char *name, const char *value,
+	       const char *where, char *errstr, size_t errstr_size)
+{
+	char rderr[512];
+
+	if (rd_kafka_conf_set(kc, name, value, rderr, sizeof(rderr)) ==
+	    RD_KAFKA_CONF_OK)
+		return 0;
+	return st_seterr(errstr, errstr_size, ST_EINVAL, "%s: kafka.%s: %s",
+			 where, name, rderr);
+}
+
+rd_kafka_t *st_kafka_new(const st_config_t *conf, st_kafka_role_t role,
+			 const st_kafka_opts_t *opts, char *errstr,
+			 size_t errstr_size)
+{
+	static const char *const consumer_defaults[][2] = {
+		{"group.id", "strata"},
+		{"enable.auto.commit", "false"},
+		{"enable.auto.offset.store", "false"},
+		{"auto.offset.reset", "earliest"},
+		{"isolation.level", "read_committed"},
+		/* A restarted instance waits out its dead predecessor's
+		 * session before the group rebalances: keep it short. */
+		{"session.timeout.ms", "10000"},
+		{"heartbeat.interval.ms", "2000"},
+		{"socket.nagle.disable", "true"},
+		/* A commit is read back right after it is acknowledged: the
+		 * group's offsets read as unstable until the coordinator has
+		 * written its markers, a few milliseconds; retried at the
+		 * default 100 ms, each commit stalled the loop that long. */
+		{"retry.backoff.ms", "10"},
+	};
+	static const char *const producer_defaults[][2] = {
+		{"enable.idempotence", "true"},
+		{"linger.ms", "5"},
+		{"socket.nagle.disable", "true"},
+		/* A new transaction's first partitions are refused (concurrent
+		 * transactions) until the last one's markers are written:
+		 * retried at the default 100 ms, its output waited that long. */
+		{"retry.backoff.ms", "10"},
+	};
+	const char *const (*defs)[2] = role == ST_KAFKA_CONSUMER ?
+		consumer_defaults : producer_defaults;
+	size_t ndefs = role == ST_KAFKA_CONSUMER ?
+		sizeof(consumer_defaults) / sizeof(consumer_defaults[0]) :
+		sizeof(producer_defaults) / sizeof(producer_defaults[0]);
+	static const st_kafka_opts_t none;
+	const char *const *overrides;
+	rd_kafka_conf_t *kc = rd_kafka_conf_new();
+	char where[600], rderr[512], group[512];
+	rd_kafka_t *rk;
+
+	if (!opts)
+		opts = &none;
+	overrides = opts->overrides;
+	for (size_t i = 0; i < ndefs; i++)
+		if (set(kc, defs[i][0], defs[i][1], "default", errstr,
+			errstr_size))
+			goto fail;
+	for (size_t i = 0; i < conf->kafka_count; i++) {
+		const st_config_kv_t *kv = &conf->kafka[i];
+
+		/* Consumer-only and producer-only properties may share one
+		 * file: librdkafka warns, but does not fail, on a property of
+		 * the other role. */
+		if (kv->line)
+			snprintf(where, sizeof(where), "%s:%d",
+				 conf->path ? conf->path : "?", kv->line);
+		else
+			snprintf(where, sizeof(where), "-X");
+		if (set(kc, kv->name, kv->value, where, errstr, errstr_size))
+			goto fail;
+	}
+	if (role == ST_KAFKA_CONSUMER && opts->group_suffix) {
+		size_t len = sizeof(group);
+
+		if (rd_kafka_conf_get(kc, "group.id", group, &len) !=
+		    RD_KAFKA_CONF_OK)
+			group[0] = '\0';
+		strncat(group, opts->group_suffix,
+			sizeof(group) - strlen(group) - 1);
+		if (set(kc, "group.id", group, "group.id", errstr,
+			errstr_size))
+			goto fail;
+	}
+	for (; overrides && overrides[0]; overrides += 2)
+		if (set(kc, overrides[0], overrides[1], "strata", errstr,
+			errstr_size))
+			goto fail;
+	rd_kafka_conf_set_log_cb(kc, log_cb);
+	if (opts->dr_msg_cb)
+		rd_kafka_conf_set_dr_msg_cb(kc, opts->dr_msg_cb);
+	if (opts->rebalance_cb)
+		rd_kafka_conf_set_rebalance_cb(kc, opts->rebalance_cb);
+	if (opts->opaque)
+		rd_kafka_conf_set_opaque(kc, opts->opaque);
+	rk = rd_kafka_new(role == ST_KAFKA_CONSUMER ? RD_KAFKA_CONSUMER :
+			  RD_KAFKA_PRODUCER, kc, rderr, sizeof(rderr));
+	if (!rk) {
+		/* On failure the configuration is still ours to free. */
+		st_seterr(errstr, errstr_size, ST_EKAFKA,
+			  "cannot create Kafka client: %s", rderr);
+		goto fail;
+	}
+	return rk;
+fail:
+	rd_kafka_conf_destroy(kc);
+	return NULL;
+}
+
+static int retriable_offset_err(rd_kafka_resp_err_t e)
+{
+	return e == RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT ||
+	       e == RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS ||
+	       e == RD_KAFKA_RESP_ERR_COORDINATOR_NOT_AVAILABLE ||
+	       e == RD_KAFKA_RESP_ERR_NOT_COORDINATOR ||
+	       e == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+	       e == RD_KAFKA_RESP_ERR__TRANSPORT;
+}
+
+int st_kafka_committed(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l,
+		       int wait_ms, char *errstr, size_t errstr_size)
+{
+	int64_t give_up = st_time_mono_us() + (int64_t)wait_ms * 1000;
+
+	for (int attempt = 0;; attempt++) {
+		rd_kafka_resp_err_t rerr, perr = RD_KAFKA_RESP_ERR_NO_ERROR;
+		const rd_kafka_topic_partition_t *bad = NULL;
+
+		for (int i = 0; i < l->cnt; i++) {
+			l->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+			l->elems[i].err = RD_KAFKA_RESP_ERR_NO_ERROR;
+		}
+		int64_t left = (give_up - st_time_mono_us()) / 1000;
+
+		rerr = rd_kafka_committed(rk, l, left < 1 ? 1 :
+					  left < 10000 ? (int)left : 10000);
+		for (int i = 0; !rerr && i < l->cnt && !bad; i++)
+			if (l->elems[i].err) {
+				bad = &l->elems[i];
+				perr = bad->err;
+			}
+		if (!rerr && !bad)
+			return 0;
+		if (!retriable_offset_err(rerr ? rerr : perr) ||
+		    st_time_mono_us() >= give_up) {
+			if (bad)
+				return st_seterr(errstr, errstr_size,
+						 ST_EKAFKA, "reading the "
+						 "committed offset of %s "
+						 "[%d]: %s", bad->topic,
+						 (int)bad->partition,
+						 rd_kafka_err2str(perr));
+			return st_seterr(errstr, errstr_size, ST_EKAFKA,
+					 "reading committed offsets: %s",
+					 rd_kafka_err2str(rerr));
+		}
+		if (attempt == 8)	/* after about 0.7 s */
+			st_log(ST_LOG_INFO, "kafka", "committed offsets not "
+			       "readable yet (%s); waiting",
+			       rd_kafka_err2str(rerr ? rerr : perr));
+		/* Backoff 5, 10, 20 .. 160 ms, then 200: pending transaction
+		 * markers land within milliseconds, a coordinator loading
+		 * takes seconds. */
+		usleep(attempt < 6 ? 5000u << attempt : 200000u);
+	}
+}
