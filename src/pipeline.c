@@ -2654,8 +2654,6 @@ const st_pipeline_stats_t *st_pipeline_stats(const st_pipeline_t *p)
 
 /* ---- the loop --------------------------------------------------------- */
 
-/* Retention of the temporal store: a slice of keys per call, inside the
- * open write transaction, resuming where the previous slice stopped. */
 /* A batch that cannot go on: thrown away, retried in 10 s. */
 static void batch_failed(st_pipeline_t *p, int err, const char *errstr)
 {
@@ -2676,6 +2674,17 @@ static void batch_failed(st_pipeline_t *p, int err, const char *errstr)
 	 * a broker away) is worth another try soon. */
 	for (int i = 0; i < (err == ST_EFULL ? 100 : 10) && !*p->stop; i++)
 		usleep(100000);
+}
+
+/* A batch committed: a stall on a full map, if any, is over. */
+static void room_again(st_pipeline_t *p)
+{
+	if (!p->map_full)
+		return;
+	st_log(ST_LOG_NOTICE, "pipeline", "LMDB has room again");
+	p->map_full = 0;
+	st_metrics_gauge_set(p->obs->stalled_map_full, 0);
+	atomic_store(&p->obs->state_ok, 1);
 }
 
 /* Gauges and readiness, once a second from the pipeline thread. */
@@ -2712,6 +2721,8 @@ static void update_gauges(st_pipeline_t *p)
 	atomic_store(&p->obs->registry_ok, p->blocked == NULL);
 }
 
+/* Retention of the temporal store: a slice of keys per call, inside the
+ * open write transaction, resuming where the previous slice stopped. */
 static int compact_slice(st_pipeline_t *p, char *errstr, size_t errstr_size)
 {
 	int64_t newest = st_ingest_newest(p->in), now = st_time_mono_us();
@@ -2793,6 +2804,7 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 				st_log(ST_LOG_NOTICE, "pipeline", "Redis "
 				       "reachable again; batch committed");
 				p->redis_down = 0;
+				room_again(p);
 			} else if (err == ST_EREDIS) {
 				usleep(500000);
 			} else if (p->fatal) {
@@ -2861,12 +2873,8 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 				st_log(ST_LOG_ERR, "pipeline", "%s", errstr);
 			} else if (err) {
 				batch_failed(p, err, errstr);
-			} else if (p->map_full) {
-				st_log(ST_LOG_NOTICE, "pipeline", "LMDB has room "
-				       "again");
-				p->map_full = 0;
-				st_metrics_gauge_set(p->obs->stalled_map_full, 0);
-				atomic_store(&p->obs->state_ok, 1);
+			} else {
+				room_again(p);
 			}
 		}
 		rd_kafka_poll(p->producer, 0);
