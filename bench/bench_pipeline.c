@@ -12,7 +12,9 @@
  *       produces COUNT events for COUNT distinct users at RATE, and times
  *       each from just before produce to the Redis keyspace notification
  *       of its feature hash: p50 / p99 / p999 (-o FILE: every latency,
- *       in microseconds, one per line, sorted). With --kafka the same
+ *       in microseconds, one per line, sorted; --timeline FILE: one line
+ *       per event in produce order, "sent_ms latency_us", -1 if not
+ *       seen, sent_ms on CLOCK_MONOTONIC). With --kafka the same
  *       events are timed to their arrival at a plain librdkafka consumer
  *       of the topic instead: the broker's own produce-to-consume time,
  *       the floor under strata's freshness.
@@ -46,7 +48,7 @@
 
 static struct {
 	const char *bootstrap, *topic, *registry, *schema, *redis_host,
-		   *prefix, *group, *out;
+		   *prefix, *group, *out, *timeline;
 	int redis_port, unique, kafka;
 	uint64_t count, users, first_user, seed;
 	double rate;
@@ -54,7 +56,7 @@ static struct {
 } opt = {
 	"127.0.0.1:19092", "strata.transactions",
 	"http://127.0.0.1:18081/apis/ccompat/v7", "schemas/transaction.avsc",
-	"127.0.0.1", "strata:user", "strata", NULL, 16379, 0, 0, 100000, 1000, 1, 1,
+	"127.0.0.1", "strata:user", "strata", NULL, NULL, 16379, 0, 0, 100000, 1000, 1, 1,
 	0, 0, 600
 };
 
@@ -434,6 +436,17 @@ static int cmd_freshness(void)
 			fprintf(fp, "%" PRId64 "\n", v[i]);
 		fclose(fp);
 	}
+	if (opt.timeline) {
+		FILE *fp = fopen(opt.timeline, "w");
+
+		if (!fp)
+			die("cannot write %s", opt.timeline);
+		for (uint64_t i = 0; i < opt.count; i++)
+			fprintf(fp, "%.3f %" PRId64 "\n",
+				(double)sent_us[i] / 1000.0,
+				lat_us[i]);
+		fclose(fp);
+	}
 	printf("%s at %.0f events/s (event time = produce time - %"
 	       PRId64 " ms): %" PRIu64 " of %" PRIu64 " seen",
 	       opt.kafka ? "Kafka produce-to-consume" : "freshness", opt.rate,
@@ -560,6 +573,7 @@ int main(int argc, char **argv)
 		{"unique", no_argument, NULL, 1},
 		{"lag-ms", required_argument, NULL, 2},
 		{"kafka", no_argument, NULL, 3},
+		{"timeline", required_argument, NULL, 4},
 		{NULL, 0, NULL, 0}
 	};
 	const char *cmd;
@@ -593,6 +607,7 @@ int main(int argc, char **argv)
 		case 1: opt.unique = 1; break;
 		case 2: opt.lag_ms = atoll(optarg); break;
 		case 3: opt.kafka = 1; break;
+		case 4: opt.timeline = optarg; break;
 		default: return 2;
 		}
 	}

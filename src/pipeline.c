@@ -36,6 +36,8 @@
 #define CONSUME_MAX 512        /* messages taken from Kafka per pass */
 #define ENTITY_MAX 256
 #define FRESH_MAX 4096        /* freshness samples per Redis flush */
+#define WRITE_BEHIND_BELOW 64 /* a pass of fewer events is light */
+#define WRITE_BEHIND_MAX 256  /* window states written after a light pass */
 
 /* Why a message is a dead letter. */
 typedef enum {
@@ -301,25 +303,37 @@ static int cache_get(st_pipeline_t *p, const char *key, size_t klen,
 	return err;
 }
 
-static int cache_write_dirty(st_pipeline_t *p, char *errstr,
+static int cache_write_entry(st_pipeline_t *p, size_t idx, char *errstr,
 			     size_t errstr_size)
 {
-	for (size_t d = 0; d < p->ndirty; d++) {
-		wentry_t *e = &p->cache[p->dirty[d]];
-		uint8_t *buf;
-		size_t len;
-		int err;
+	wentry_t *e = &p->cache[idx];
+	uint8_t *buf;
+	size_t len;
+	int err;
 
-		if ((err = st_window_encode(&e->win, &buf, &len)))
-			return err;
-		err = st_state_window_put(p->st, e->key, e->klen, buf, len,
-					  errstr, errstr_size);
-		free(buf);
+	if ((err = st_window_encode(&e->win, &buf, &len)))
+		return err;
+	err = st_state_window_put(p->st, e->key, e->klen, buf, len, errstr,
+				  errstr_size);
+	free(buf);
+	if (!err)
+		e->dirty = 0;
+	return err;
+}
+
+/* Writes up to max of the batch's dirty window states into the open LMDB
+ * transaction, the most recently dirtied last. */
+static int cache_write_dirty(st_pipeline_t *p, size_t max, char *errstr,
+			     size_t errstr_size)
+{
+	for (size_t k = 0; k < max && p->ndirty; k++) {
+		int err = cache_write_entry(p, p->dirty[p->ndirty - 1],
+					    errstr, errstr_size);
+
 		if (err)
 			return err;
-		e->dirty = 0;
+		p->ndirty--;
 	}
-	p->ndirty = 0;
 	return 0;
 }
 
@@ -1806,7 +1820,7 @@ static int commit(st_pipeline_t *p, char *errstr, size_t errstr_size)
 		return 0;
 	if ((err = flush_online(p, 1, errstr, errstr_size)))
 		return err;
-	if ((err = cache_write_dirty(p, errstr, errstr_size)))
+	if ((err = cache_write_dirty(p, SIZE_MAX, errstr, errstr_size)))
 		return err;
 	/* Everything produced for this batch must be in Kafka before the
 	 * offsets that produced it are committed in LMDB. */
@@ -2852,6 +2866,15 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 			st_log(ST_LOG_ERR, "pipeline", "%s; holding the stream "
 			       "until Redis is back", errstr);
 			p->redis_down = 1;
+			continue;
+		}
+		/* A light pass leaves time: some of the batch's window
+		 * states are written now, so that the commit, while events
+		 * wait, has less to write. */
+		if (n_done < WRITE_BEHIND_BELOW && st_state_write_txn(p->st) &&
+		    (err = cache_write_dirty(p, WRITE_BEHIND_MAX, errstr,
+					     sizeof(errstr)))) {
+			batch_failed(p, err, errstr);
 			continue;
 		}
 		/* Redis is written every pass; the state, the offsets and the
