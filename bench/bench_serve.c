@@ -145,13 +145,23 @@ static void fill_lmdb(const char *dir, uint64_t keys)
 {
 	const char *vals[NF];
 	st_state_t *st = NULL;
-	char errstr[512], ent[24];
+	st_vecrec_layout_t *layout = NULL;
+	char errstr[512], ent[24], lkey[40];
+	size_t idx[NF];
 	uint8_t buf[4096];
 	vec_t v;
 
 	if (st_state_open(&st, dir, 4LL << 30, ST_STATE_NOSYNC, errstr,
 			  sizeof(errstr)) ||
 	    st_state_begin(st, errstr, sizeof(errstr)))
+		bench_die("state", errstr);
+	/* The layout of the records, stored as strata run stores it. */
+	if (st_vecrec_layout_new(names, NF, &layout))
+		bench_die("state", "layout");
+	st_vecrec_layout_key(layout->id, lkey, sizeof(lkey));
+	for (int j = 0; j < NF; j++)
+		idx[j] = (size_t)j;
+	if (st_state_meta_put(st, lkey, layout->text, errstr, sizeof(errstr)))
 		bench_die("state", errstr);
 	for (uint64_t k = 0; k < keys; k++) {
 		MDB_val key, d;
@@ -162,8 +172,8 @@ static void fill_lmdb(const char *dir, uint64_t keys)
 		key.mv_size = (size_t)snprintf(ent, sizeof(ent), "%llu",
 					       (unsigned long long)k);
 		key.mv_data = ent;
-		d.mv_size = st_vecrec_encode(buf, sizeof(buf), NF, names, vals,
-					     v.lens);
+		d.mv_size = st_vecrec_encode(buf, sizeof(buf), layout, NF, idx,
+					     vals, v.lens);
 		d.mv_data = buf;
 		if (!d.mv_size || mdb_put(st_state_write_txn(st),
 					  st_state_dbi_vectors(st), &key, &d,
@@ -173,6 +183,7 @@ static void fill_lmdb(const char *dir, uint64_t keys)
 	if (st_state_commit(st, errstr, sizeof(errstr)))
 		bench_die("state", errstr);
 	st_state_close(st);
+	st_vecrec_layout_free(layout);
 }
 
 /* Both servers give the same fields and values, in the same order. */

@@ -197,6 +197,8 @@ struct st_pipeline {
 	st_slot_t *slots;
 	char **names, **values;
 	size_t *value_lens;
+	size_t *vidx;              /* the fields' indexes in vlayout */
+	st_vecrec_layout_t *vlayout;  /* of the vectors kept in LMDB */
 	char *fmt;                 /* value text, 64 bytes per feature */
 	char *text;                /* st_features_eval()'s text */
 	st_value_t *record;
@@ -1088,14 +1090,15 @@ static int64_t field_int(const char *val, size_t len)
 /*
  * Keeps the entity's newest vector in LMDB too (for `strata serve`), with
  * the guard Redis applies: an older (event time, offset) never replaces a
- * newer one. The n fields are in p->names / values / value_lens.
+ * newer one. The n fields are in p->names / values / value_lens, their
+ * layout indexes in p->vidx; _event_time and _seq go first.
  */
 static int keep_vector(st_pipeline_t *p, const vec_t *v, size_t n)
 {
 	MDB_txn *txn = st_state_write_txn(p->st);
 	MDB_val k = {v->elen, p->arena + v->entity_off}, d;
 	char et[24], sq[24];
-	size_t len, need = 64 + ST_VECREC_ALIGN;
+	size_t len, need = 16 + ST_VECREC_ALIGN;
 	int rc;
 
 	if (!txn)
@@ -1104,35 +1107,36 @@ static int keep_vector(st_pipeline_t *p, const vec_t *v, size_t n)
 		return 0;
 	rc = mdb_get(txn, st_state_dbi_vectors(p->st), &k, &d);
 	if (!rc) {
-		/* The stored record starts with _event_time and _seq. */
+		/* The stored record starts with _event_time and _seq, in
+		 * whatever layout it was written. */
 		st_vecrec_iter_t it;
 		const char *nm, *val;
 		size_t nl, vl;
 		int64_t oet = 0, osq = 0;
 
-		if (!st_vecrec_iter_init(&it, d.mv_data, d.mv_size) &&
-		    st_vecrec_next(&it, &nm, &nl, &val, &vl) == 1)
+		if (!st_vecrec_iter_init(&it, NULL, d.mv_data, d.mv_size) &&
+		    st_vecrec_next(&it, &nm, &nl, &val, &vl) == 1) {
 			oet = field_int(val, vl);
-		if (st_vecrec_next(&it, &nm, &nl, &val, &vl) == 1)
-			osq = field_int(val, vl);
+			if (st_vecrec_next(&it, &nm, &nl, &val, &vl) == 1)
+				osq = field_int(val, vl);
+		}
 		if (oet > v->event_time || (oet == v->event_time && osq > v->seq))
 			return 0;
 	} else if (rc != MDB_NOTFOUND) {
 		return st_state_mdb_err(rc, "vectors", NULL, 0);
 	}
-	/* _event_time and _seq first, then the fields Redis gets. */
-	memmove(p->names + 2, p->names, n * sizeof(*p->names));
+	memmove(p->vidx + 2, p->vidx, n * sizeof(*p->vidx));
 	memmove(p->values + 2, p->values, n * sizeof(*p->values));
 	memmove(p->value_lens + 2, p->value_lens, n * sizeof(*p->value_lens));
-	p->names[0] = "_event_time";
+	p->vidx[0] = 0;
 	p->values[0] = et;
 	p->value_lens[0] = (size_t)snprintf(et, sizeof(et), "%" PRId64,
 					    v->event_time);
-	p->names[1] = "_seq";
+	p->vidx[1] = 1;
 	p->values[1] = sq;
 	p->value_lens[1] = (size_t)snprintf(sq, sizeof(sq), "%" PRId64, v->seq);
 	for (size_t i = 0; i < n + 2; i++)
-		need += 5 + strlen(p->names[i]) + p->value_lens[i];
+		need += 2 * ST_VECREC_MAX_FIELD + p->value_lens[i];
 	if (need > p->enc_cap) {
 		uint8_t *nb = realloc(p->enc, need);
 
@@ -1141,12 +1145,13 @@ static int keep_vector(st_pipeline_t *p, const vec_t *v, size_t n)
 		p->enc = nb;
 		p->enc_cap = need;
 	}
-	len = st_vecrec_encode(p->enc, p->enc_cap, n + 2,
-			       (const char *const *)p->names,
+	len = st_vecrec_encode(p->enc, p->enc_cap, p->vlayout, n + 2, p->vidx,
 			       (const char *const *)p->values, p->value_lens);
-	memmove(p->names, p->names + 2, n * sizeof(*p->names));
+	memmove(p->vidx, p->vidx + 2, n * sizeof(*p->vidx));
 	memmove(p->values, p->values + 2, n * sizeof(*p->values));
 	memmove(p->value_lens, p->value_lens + 2, n * sizeof(*p->value_lens));
+	if (!len)
+		return ST_EINVAL;
 	d.mv_data = p->enc;
 	d.mv_size = len;
 	return st_state_mdb_err(mdb_put(txn, st_state_dbi_vectors(p->st), &k,
@@ -1205,6 +1210,7 @@ static int flush_online(st_pipeline_t *p, int sync, char *errstr,
 			if (vals[i].type == ST_VAL_NULL)
 				continue;
 			p->names[n] = (char *)st_features_name(p->f, i);
+			p->vidx[n] = i + 2;
 			if (vals[i].type == ST_VAL_STRING) {
 				p->values[n] = p->arena + vals[i].i;
 				p->value_lens[n] = vals[i].len;
@@ -1216,10 +1222,12 @@ static int flush_online(st_pipeline_t *p, int sync, char *errstr,
 			n++;
 		}
 		p->names[n] = "_stale_join";
+		p->vidx[n] = nf + 2;
 		p->values[n] = v->stale ? "1" : "0";
 		p->value_lens[n++] = 1;
 		if (v->row >= 0) {
 			p->names[n] = "_score";
+			p->vidx[n] = nf + 3;
 			p->values[n] = p->fmt + nf * 64;
 			p->value_lens[n] = (size_t)snprintf(p->values[n], 64,
 				"%.9g", (double)p->scores[v->row]);
@@ -2199,6 +2207,52 @@ static int check_layout(st_pipeline_t *p, char *errstr, size_t errstr_size)
 	return err;
 }
 
+/* The layout of the vectors kept in LMDB (see vecrec.h), stored once under
+ * its id for `strata serve`. */
+static int vector_layout(st_pipeline_t *p, char *errstr, size_t errstr_size)
+{
+	size_t nf = st_features_count(p->f);
+	const char **names = calloc(nf + 4, sizeof(*names));
+	char key[40], *have = NULL;
+	int err = ST_ENOMEM;
+
+	if (!names)
+		goto out;
+	names[0] = "_event_time";
+	names[1] = "_seq";
+	for (size_t i = 0; i < nf; i++)
+		names[i + 2] = st_features_name(p->f, i);
+	names[nf + 2] = "_stale_join";
+	names[nf + 3] = "_score";
+	if ((err = st_vecrec_layout_new(names, nf + 4, &p->vlayout))) {
+		st_seterr(errstr, errstr_size, err, "features.file %s: a "
+			  "feature name cannot be stored: %s",
+			  p->conf->features_file, st_strerror(err));
+		goto out;
+	}
+	if (!p->conf->state_vectors || p->opts.replay)
+		goto out;
+	st_vecrec_layout_key(p->vlayout->id, key, sizeof(key));
+	err = st_state_meta_get(p->st, key, &have, errstr, errstr_size);
+	if (err == ST_ENOENT) {
+		if (!(err = st_state_begin(p->st, errstr, errstr_size)) &&
+		    !(err = st_state_meta_put(p->st, key, p->vlayout->text,
+					      errstr, errstr_size)))
+			err = st_state_commit(p->st, errstr, errstr_size);
+		else
+			st_state_abort(p->st);
+	} else if (!err && strcmp(have, p->vlayout->text)) {
+		err = st_seterr(errstr, errstr_size, ST_ESTATE,
+				"state.dir %s: %s holds another feature set's "
+				"names (a hash collision): use a new state.dir",
+				p->conf->state_dir, key);
+	}
+out:
+	free(names);
+	free(have);
+	return err;
+}
+
 static char *read_file(const char *path, size_t *lenp)
 {
 	FILE *fp = fopen(path, "r");
@@ -2435,6 +2489,7 @@ int st_pipeline_new(st_pipeline_t **pp, const st_config_t *conf,
 	p->names = calloc(nf + 4, sizeof(*p->names));
 	p->values = calloc(nf + 4, sizeof(*p->values));
 	p->value_lens = calloc(nf + 4, sizeof(*p->value_lens));
+	p->vidx = calloc(nf + 4, sizeof(*p->vidx));
 	p->fmt = malloc((nf + 1) * 64);
 	p->text = malloc(nf * ST_FEATURES_TEXT);
 	p->record = calloc(nf + 5, sizeof(*p->record));
@@ -2442,13 +2497,14 @@ int st_pipeline_new(st_pipeline_t **pp, const st_config_t *conf,
 	p->enc = malloc(p->enc_cap);
 	p->treader = st_temporal_reader_new(p->st);
 	if (!p->out || !p->results || !p->slots || !p->names || !p->values ||
-	    !p->value_lens || !p->fmt || !p->text || !p->record || !p->enc ||
-	    !p->treader) {
+	    !p->value_lens || !p->vidx || !p->fmt || !p->text || !p->record ||
+	    !p->enc || !p->treader) {
 		err = ST_ENOMEM;
 		goto fail;
 	}
 	if ((err = load_scorer(p, errstr, errstr_size)) ||
 	    (err = check_layout(p, errstr, errstr_size)) ||
+	    (err = vector_layout(p, errstr, errstr_size)) ||
 	    (err = st_observe_new(&p->obs, conf, p->st, !p->opts.replay,
 				  errstr, errstr_size)))
 		goto fail;
@@ -2643,6 +2699,8 @@ void st_pipeline_destroy(st_pipeline_t *p)
 	free(p->names);
 	free(p->values);
 	free(p->value_lens);
+	free(p->vidx);
+	st_vecrec_layout_free(p->vlayout);
 	free(p->fmt);
 	free(p->text);
 	free(p->vecs);

@@ -80,8 +80,10 @@ typedef struct {
 
 struct st_server {
 	st_state_t *st;
-	MDB_dbi dbi;
+	MDB_dbi dbi, meta;
 	MDB_txn *txn;                 /* this pass's, or NULL */
+	st_vecrec_layout_t **layouts; /* met so far; never change */
+	size_t nlayouts;
 	st_scorer_t *scorer;
 	float *row;                   /* one row of the model's features */
 	char *scratch;                /* NUL-terminated names and values */
@@ -259,17 +261,58 @@ static void reply_corrupt(st_server_t *s, client_t *c, const char *key,
 		    (int)(len > 128 ? 128 : len), key);
 }
 
+/* The layout of a record found in this pass's transaction: from the
+ * layouts met so far, else read from the state's meta database (written
+ * before any record of it); NULL when it is not there or does not parse. */
+static const st_vecrec_layout_t *find_layout(st_server_t *s,
+					     const MDB_val *rec)
+{
+	st_vecrec_layout_t *l, **grown;
+	char key[40];
+	MDB_val k, v;
+	uint32_t id;
+
+	if (st_vecrec_layout_id(rec->mv_data, rec->mv_size, &id))
+		return NULL;
+	for (size_t i = 0; i < s->nlayouts; i++)
+		if (s->layouts[i]->id == id)
+			return s->layouts[i];
+	st_vecrec_layout_key(id, key, sizeof(key));
+	k.mv_data = key;
+	k.mv_size = strlen(key);
+	if (!s->txn || mdb_get(s->txn, s->meta, &k, &v) ||
+	    st_vecrec_layout_parse(v.mv_data, v.mv_size, &l))
+		return NULL;
+	if (l->id != id ||
+	    !(grown = realloc(s->layouts, (s->nlayouts + 1) * sizeof(*grown)))) {
+		st_vecrec_layout_free(l);
+		return NULL;
+	}
+	s->layouts = grown;
+	s->layouts[s->nlayouts++] = l;
+	return l;
+}
+
+/* Starts reading a record: 0, or -1 when it does not decode. */
+static int rec_iter(st_server_t *s, const MDB_val *rec, st_vecrec_iter_t *it)
+{
+	const st_vecrec_layout_t *l = find_layout(s, rec);
+
+	return l && !st_vecrec_iter_init(it, l, rec->mv_data, rec->mv_size) ?
+	       0 : -1;
+}
+
 /* Finds field in rec: 1 with *value, 0 when absent, -1 when the record
  * does not decode. */
-static int find_field(const MDB_val *rec, const char *field, size_t flen,
-		      const char **value, size_t *vlen)
+static int find_field(st_server_t *s, const MDB_val *rec, const char *field,
+		      size_t flen, const char **value, size_t *vlen)
 {
 	st_vecrec_iter_t it;
 	const char *nm;
 	size_t nl;
 	int rc;
 
-	if (st_vecrec_iter_init(&it, rec->mv_data, rec->mv_size))
+	if (rec_iter(s, rec, &it))
 		return -1;
 	while ((rc = st_vecrec_next(&it, &nm, &nl, value, vlen)) == 1)
 		if (nl == flen && !memcmp(nm, field, flen))
@@ -317,7 +360,7 @@ static void cmd_hgetall(st_server_t *s, client_t *c,
 			st_resp_out_map(&c->out, 0);
 		return;
 	}
-	if (st_vecrec_iter_init(&it, rec.mv_data, rec.mv_size))
+	if (rec_iter(s, &rec, &it))
 		goto corrupt;
 	st_resp_out_map(&c->out, (size_t)st_vecrec_count(rec.mv_data,
 							 rec.mv_size));
@@ -342,7 +385,7 @@ static void cmd_hget(st_server_t *s, client_t *c, const st_resp_request_t *r)
 	if (rc < 0)
 		return;
 	if (rc > 0)
-		rc = find_field(&rec, r->argv[2], r->argvlen[2], &val, &vl);
+		rc = find_field(s, &rec, r->argv[2], r->argvlen[2], &val, &vl);
 	if (rc > 0)
 		st_resp_out_bulk(&c->out, val, vl);
 	else if (rc == 0)
@@ -363,7 +406,7 @@ static void cmd_hmget(st_server_t *s, client_t *c,
 		return;
 	st_resp_out_array(&c->out, r->argc - 2);
 	for (size_t i = 2; i < r->argc; i++) {
-		int rc = found ? find_field(&rec, r->argv[i], r->argvlen[i],
+		int rc = found ? find_field(s, &rec, r->argv[i], r->argvlen[i],
 					    &val, &vl) : 0;
 
 		if (rc < 0) {
@@ -389,7 +432,7 @@ static void cmd_hexists(st_server_t *s, client_t *c,
 	if (rc < 0)
 		return;
 	if (rc > 0)
-		rc = find_field(&rec, r->argv[2], r->argvlen[2], &val, &vl);
+		rc = find_field(s, &rec, r->argv[2], r->argvlen[2], &val, &vl);
 	if (rc < 0)
 		reply_corrupt(s, c, r->argv[1], r->argvlen[1]);
 	else
@@ -440,7 +483,7 @@ static long score_fields(st_server_t *s, const MDB_val *rec)
 	st_vecrec_iter_t it;
 	int rc;
 
-	if (st_vecrec_iter_init(&it, rec->mv_data, rec->mv_size))
+	if (rec_iter(s, rec, &it))
 		return -1;
 	while ((rc = st_vecrec_next(&it, &nm, &nl, &val, &vl)) == 1) {
 		need += nl + vl + 2;
@@ -467,7 +510,7 @@ static long score_fields(st_server_t *s, const MDB_val *rec)
 		s->values = a;
 		s->fields_cap = n;
 	}
-	st_vecrec_iter_init(&it, rec->mv_data, rec->mv_size);
+	rec_iter(s, rec, &it);
 	for (size_t i = 0; i < n; i++) {
 		st_vecrec_next(&it, &nm, &nl, &val, &vl);
 		s->names[i] = memcpy(s->scratch + off, nm, nl);
@@ -1517,6 +1560,7 @@ int st_server_new(st_server_t **sp, const st_server_conf_t *conf,
 	    (err = load_model(s, conf->model, errstr, errstr_size)))
 		goto fail;
 	s->dbi = st_state_dbi_vectors(s->st);
+	s->meta = st_state_dbi_meta(s->st);
 	if ((err = register_metrics(s))) {
 		st_seterr(errstr, errstr_size, err, "metrics: %s",
 			  st_strerror(err));
@@ -1581,5 +1625,8 @@ void st_server_destroy(st_server_t *s)
 	free(s->names);
 	free(s->values);
 	free(s->kpfx);
+	for (size_t i = 0; i < s->nlayouts; i++)
+		st_vecrec_layout_free(s->layouts[i]);
+	free(s->layouts);
 	free(s);
 }

@@ -253,6 +253,11 @@ MDB_dbi st_state_dbi_vectors(const st_state_t *st)
 	return st->vectors;
 }
 
+MDB_dbi st_state_dbi_meta(const st_state_t *st)
+{
+	return st->meta;
+}
+
 /* Offset keys: topic bytes, NUL, partition as 4 big-endian bytes. */
 static size_t offset_key(char *buf, size_t size, const char *topic,
 			 int32_t partition)

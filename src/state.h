@@ -67,6 +67,7 @@ void st_state_read_end(st_state_t *st);
 MDB_dbi st_state_dbi_versions(const st_state_t *st);
 MDB_dbi st_state_dbi_windows(const st_state_t *st);
 MDB_dbi st_state_dbi_vectors(const st_state_t *st);
+MDB_dbi st_state_dbi_meta(const st_state_t *st);
 
 /*
  * Stores the next offset to consume of one input partition, and one more

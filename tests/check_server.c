@@ -103,6 +103,29 @@ static void load_reference(void)
 	json_decref(j);
 }
 
+/* Encodes a record of n named fields, in a layout of those names that it
+ * stores in the open write transaction, as strata run does. Returns the
+ * length, or 0. */
+static size_t encode_named(st_state_t *st, uint8_t *buf, size_t cap,
+			   size_t n, const char *const *names,
+			   const char *const *values, const size_t *lens)
+{
+	st_vecrec_layout_t *l = NULL;
+	size_t idx[64], len = 0;
+	char key[40];
+
+	for (size_t i = 0; i < n; i++)
+		idx[i] = i;
+	if (n <= 64 && !st_vecrec_layout_new(names, n, &l)) {
+		st_vecrec_layout_key(l->id, key, sizeof(key));
+		if (!st_state_meta_put(st, key, l->text, NULL, 0))
+			len = st_vecrec_encode(buf, cap, l, n, idx, values,
+					       lens);
+	}
+	st_vecrec_layout_free(l);
+	return len;
+}
+
 static void put_record(st_state_t *st, const char *entity, size_t elen,
 		       size_t n, const char *const *names,
 		       const char *const *values)
@@ -113,8 +136,8 @@ static void put_record(st_state_t *st, const char *entity, size_t elen,
 
 	for (size_t i = 0; i < n; i++)
 		lens[i] = strlen(values[i]);
-	d.mv_size = st_vecrec_encode(buf, sizeof(buf), n, names, values,
-				     lens);
+	d.mv_size = encode_named(st, buf, sizeof(buf), n, names, values,
+				 lens);
 	d.mv_data = buf;
 	ck_assert_uint_gt(d.mv_size, 0);
 	ck_assert_int_eq(mdb_put(st_state_write_txn(st),
@@ -521,29 +544,83 @@ START_TEST(padded_record)
 {
 	static const char *const names[] = {"a", "bb"};
 	static const char *const values[] = {"1", "22"};
-	static const size_t lens[] = {1, 2};
+	static const size_t lens[] = {1, 2}, idx[] = {0, 1}, bad[] = {0, 2};
+	st_vecrec_layout_t *l = NULL, *other = NULL;
 	uint8_t buf[256];
 	st_vecrec_iter_t it;
 	const char *nm, *val;
 	size_t nl, vl, len;
 
-	len = st_vecrec_encode(buf, sizeof(buf), 2, names, values, lens);
+	ck_assert_int_eq(st_vecrec_layout_new(names, 2, &l), 0);
+	len = st_vecrec_encode(buf, sizeof(buf), l, 2, idx, values, lens);
 	ck_assert_uint_eq(len, ST_VECREC_ALIGN);
-	ck_assert_int_eq(st_vecrec_iter_init(&it, buf, len), 0);
+	ck_assert_uint_eq(st_vecrec_count(buf, len), 2);
+	ck_assert_int_eq(st_vecrec_iter_init(&it, l, buf, len), 0);
 	ck_assert_int_eq(st_vecrec_next(&it, &nm, &nl, &val, &vl), 1);
+	ck_assert_uint_eq(nl, 1);
+	ck_assert_int_eq(memcmp(nm, "a", 1), 0);
 	ck_assert_int_eq(st_vecrec_next(&it, &nm, &nl, &val, &vl), 1);
+	ck_assert_uint_eq(nl, 2);
+	ck_assert_int_eq(memcmp(nm, "bb", 2), 0);
 	ck_assert_uint_eq(vl, 2);
+	ck_assert_int_eq(memcmp(val, "22", 2), 0);
 	ck_assert_int_eq(st_vecrec_next(&it, &nm, &nl, &val, &vl), 0);
-	/* Without room for the padding the record is exact. */
-	ck_assert_uint_eq(st_vecrec_encode(buf, 18, 2, names, values, lens),
-			  18);
+	/* Without room for the padding the record is exact; with less
+	 * room than that, it is not written. */
+	ck_assert_uint_eq(st_vecrec_encode(buf, 13, l, 2, idx, values, lens),
+			  13);
+	ck_assert_uint_eq(st_vecrec_encode(buf, 12, l, 2, idx, values, lens),
+			  0);
+	/* An index outside the layout is refused. */
+	ck_assert_uint_eq(st_vecrec_encode(buf, sizeof(buf), l, 2, bad,
+					   values, lens), 0);
 	/* A non-zero byte after the last field is corruption. */
-	len = st_vecrec_encode(buf, sizeof(buf), 2, names, values, lens);
+	len = st_vecrec_encode(buf, sizeof(buf), l, 2, idx, values, lens);
 	buf[len - 1] = 1;
-	ck_assert_int_eq(st_vecrec_iter_init(&it, buf, len), 0);
+	ck_assert_int_eq(st_vecrec_iter_init(&it, l, buf, len), 0);
 	ck_assert_int_eq(st_vecrec_next(&it, &nm, &nl, &val, &vl), 1);
 	ck_assert_int_eq(st_vecrec_next(&it, &nm, &nl, &val, &vl), 1);
 	ck_assert_int_eq(st_vecrec_next(&it, &nm, &nl, &val, &vl), ST_EPARSE);
+	/* Read with another layout, or truncated: corrupt. */
+	ck_assert_int_eq(st_vecrec_layout_new(names + 1, 1, &other), 0);
+	ck_assert_int_ne(other->id, l->id);
+	ck_assert_int_eq(st_vecrec_iter_init(&it, other, buf, len),
+			 ST_EPARSE);
+	buf[len - 1] = 0;
+	ck_assert_int_eq(st_vecrec_iter_init(&it, l, buf, 9), 0);
+	ck_assert_int_eq(st_vecrec_next(&it, &nm, &nl, &val, &vl), 1);
+	ck_assert_int_eq(st_vecrec_next(&it, &nm, &nl, &val, &vl), ST_EPARSE);
+	st_vecrec_layout_free(other);
+	st_vecrec_layout_free(l);
+}
+END_TEST
+
+/* A layout's text round-trips, and a bad one is refused. */
+START_TEST(vector_layout)
+{
+	static const char *const names[] = {"_event_time", "x", "y"};
+	static const char *const empty[] = {"a", ""};
+	static const char *const newline[] = {"a\nb"};
+	st_vecrec_layout_t *l = NULL, *back = NULL, *none = NULL;
+	char key[40];
+
+	ck_assert_int_eq(st_vecrec_layout_new(names, 3, &l), 0);
+	ck_assert_str_eq(l->text, "_event_time\nx\ny");
+	ck_assert_int_eq(st_vecrec_layout_parse(l->text, strlen(l->text),
+						&back), 0);
+	ck_assert_uint_eq(back->n, 3);
+	ck_assert_uint_eq(back->id, l->id);
+	ck_assert_uint_eq(back->lens[2], 1);
+	ck_assert_int_eq(memcmp(back->names[2], "y", 1), 0);
+	st_vecrec_layout_key(0x1234abcd, key, sizeof(key));
+	ck_assert_str_eq(key, "vector.layout.1234abcd");
+	ck_assert_int_eq(st_vecrec_layout_new(empty, 2, &none), ST_EINVAL);
+	ck_assert_int_eq(st_vecrec_layout_new(newline, 1, &none), ST_EINVAL);
+	ck_assert_int_eq(st_vecrec_layout_parse("a\n\nb", 4, &none),
+			 ST_EPARSE);
+	ck_assert_ptr_null(none);
+	st_vecrec_layout_free(l);
+	st_vecrec_layout_free(back);
 }
 END_TEST
 
@@ -1080,8 +1157,8 @@ START_TEST(follows_commits)
 		uint8_t buf[256];
 		MDB_val k = { 1, "7" }, d = { 0, buf };
 
-		d.mv_size = st_vecrec_encode(buf, sizeof(buf), 3, names7, v2,
-					     lens);
+		d.mv_size = err ? 0 : encode_named(st, buf, sizeof(buf), 3,
+						   names7, v2, lens);
 		err = err || mdb_put(st_state_write_txn(st),
 				     st_state_dbi_vectors(st), &k, &d, 0);
 		k.mv_data = "8";
@@ -1124,8 +1201,8 @@ START_TEST(follows_map_growth)
 		char name[32];
 		MDB_val k = { 1, "7" }, d = { 0, buf };
 
-		d.mv_size = st_vecrec_encode(buf, sizeof(buf), 3, names7, v2,
-					     lens);
+		d.mv_size = err ? 0 : encode_named(st, buf, sizeof(buf), 3,
+						   names7, v2, lens);
 		err = err || mdb_put(st_state_write_txn(st),
 				     st_state_dbi_vectors(st), &k, &d, 0);
 		/* 96 MiB of filler: past the 64 MiB the server mapped. */
@@ -1315,6 +1392,7 @@ int main(void)
 	tcase_add_test(tc, missing_keys);
 	tcase_add_test(tc, corrupt_record);
 	tcase_add_test(tc, padded_record);
+	tcase_add_test(tc, vector_layout);
 	tcase_add_test(tc, connection_commands);
 	tcase_add_test(tc, unknown_and_arity);
 	tcase_add_test(tc, command_command);
