@@ -52,6 +52,7 @@ typedef struct pending {
 	int64_t schema_id;
 	int64_t event_time;
 	int64_t arrived_us;
+	int newest;                /* its entity's newest: 1, 0, -1 unknown */
 	st_value_t *fields;        /* decoded event; strings in buf */
 	char *buf;
 	size_t buf_cap;
@@ -84,6 +85,7 @@ typedef struct {
 	uint64_t hash;
 	int64_t event_time, seq;
 	int stale;
+	int newest;                /* see pending_t; LMDB's copy is not read */
 	long row;                  /* its score row, or -1 */
 } vec_t;
 
@@ -950,6 +952,7 @@ static int stage_vector(st_pipeline_t *p, pending_t *e, const char *entity,
 	v->event_time = e->event_time;
 	v->seq = seq;
 	v->stale = stale;
+	v->newest = e->newest;
 	v->row = p->scorer ? (long)p->nrows - 1 : -1;
 	vals = p->vvals + (size_t)(v - p->vecs) * nf;
 	for (size_t i = 0; i < nf; i++) {
@@ -1090,8 +1093,10 @@ static int64_t field_int(const char *val, size_t len)
 /*
  * Keeps the entity's newest vector in LMDB too (for `strata serve`), with
  * the guard Redis applies: an older (event time, offset) never replaces a
- * newer one. The n fields are in p->names / values / value_lens, their
- * layout indexes in p->vidx; _event_time and _seq go first.
+ * newer one. The window state decides it (v->newest); only when it cannot
+ * is the kept record read. The n fields are in p->names / values /
+ * value_lens, their layout indexes in p->vidx; _event_time and _seq go
+ * first.
  */
 static int keep_vector(st_pipeline_t *p, const vec_t *v, size_t n)
 {
@@ -1103,9 +1108,12 @@ static int keep_vector(st_pipeline_t *p, const vec_t *v, size_t n)
 
 	if (!txn)
 		return ST_ESTATE;
-	if (!p->conf->state_vectors)
+	if (!p->conf->state_vectors || !v->newest)
 		return 0;
-	rc = mdb_get(txn, st_state_dbi_vectors(p->st), &k, &d);
+	/* The window state tells most of the time: only then is the kept
+	 * record not read. */
+	rc = v->newest > 0 ? MDB_NOTFOUND :
+	     mdb_get(txn, st_state_dbi_vectors(p->st), &k, &d);
 	if (!rc) {
 		/* The stored record starts with _event_time and _seq, in
 		 * whatever layout it was written. */
@@ -1417,6 +1425,22 @@ static int bind_reader(st_pipeline_t *p, char *errstr, size_t errstr_size)
 	return 0;
 }
 
+/*
+ * Whether an event is its entity's newest by (event time, input position)
+ * among the events applied to its window state, which are those whose
+ * vectors Redis and LMDB were given: 1, 0 (an older one, out of order), or
+ * -1 when the state cannot tell (every entry evicted at that very time).
+ */
+static int entity_newest(const st_window_key_t *k, int64_t ts, uint64_t seq)
+{
+	size_t last;
+
+	if (!k->count)
+		return ts > k->prev_evicted_ts ? 1 : -1;
+	last = k->start + k->count - 1;
+	return ts > k->ts[last] || (ts == k->ts[last] && seq >= k->seq[last]);
+}
+
 static int process_event(st_pipeline_t *p, pending_t *e, const part_t *pt,
 			 int stale, char *errstr, size_t errstr_size)
 {
@@ -1462,6 +1486,8 @@ static int process_event(st_pipeline_t *p, pending_t *e, const part_t *pt,
 		return err;
 	if (!w->dirty)
 		p->dirty[p->ndirty++] = (size_t)(w - p->cache);
+	e->newest = entity_newest(&w->win, e->event_time,
+				  (uint64_t)e->rkm->offset);
 	st_features_slots(p->f, e->fields, p->slots);
 	err = st_window_add(&w->win, e->event_time,
 			    (uint64_t)e->rkm->offset,
