@@ -74,7 +74,7 @@ static const conf_prop_t props[] = {
 	 "transaction (outputs become visible to read_committed consumers), "
 	 "or after state.commit.events events, whichever comes first. Redis "
 	 "is written every pass, ahead of the commit."},
-	{"state.commit.events", CT_INT, OFF(state_commit_events), "16384", 1,
+	{"state.commit.events", CT_INT, OFF(state_commit_events), "65536", 1,
 	 1048576, NULL,
 	 "Most events in one commit. Larger batches touch each LMDB page "
 	 "once for more events (less copying per event) and hold more "

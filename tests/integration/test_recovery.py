@@ -138,6 +138,8 @@ def _instance(env, name, extra=None, key=None):
         "join.max.wait": "30s",
         "log.level": "info",
         "state.sync": "false",
+        # Batches of at most 16,384 events: the crash points count commits.
+        "state.commit.events": "16384",
         "kafka.session.timeout.ms": "6000",
         "kafka.heartbeat.interval.ms": "1000",
     }
