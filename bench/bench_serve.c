@@ -172,11 +172,14 @@ static void fill_lmdb(const char *dir, uint64_t keys)
 		key.mv_size = (size_t)snprintf(ent, sizeof(ent), "%llu",
 					       (unsigned long long)k);
 		key.mv_data = ent;
-		d.mv_size = st_vecrec_encode(buf, sizeof(buf), layout, NF, idx,
-					     vals, v.lens);
+		/* An entity record: no window state, then the vector. */
+		memset(buf, 0, 4);
+		d.mv_size = st_vecrec_encode(buf + 4, sizeof(buf) - 4, layout,
+					     NF, idx, vals, v.lens);
+		d.mv_size += d.mv_size ? 4 : 0;
 		d.mv_data = buf;
 		if (!d.mv_size || mdb_put(st_state_write_txn(st),
-					  st_state_dbi_vectors(st), &key, &d,
+					  st_state_dbi_entities(st), &key, &d,
 					  0))
 			bench_die("state", "mdb_put failed");
 	}

@@ -65,8 +65,9 @@ static const conf_prop_t props[] = {
 	 "an error: keep free space above state.map.size, or set false."},
 	{"state.vectors", CT_BOOL, OFF(state_vectors), "true", 0, 0, NULL,
 	 "Keep each entity's newest feature vector in LMDB too, for strata "
-	 "serve: an LMDB read and write per entity and batch (the backlog "
-	 "benchmark's events per CPU-second were 0.87x those without)."},
+	 "serve, in the entity's LMDB record beside its window state: about "
+	 "twice the bytes each commit writes (the backlog benchmark's events "
+	 "per CPU-second were 0.75x those without)."},
 	{"state.commit.interval", CT_DURATION, OFF(state_commit_interval_ms),
 	 "1s", 1, 60000, NULL,
 	 "Longest time between commits of the LMDB transaction (state and "

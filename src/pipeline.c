@@ -98,12 +98,16 @@ typedef struct {
 	int quiet;                 /* answered before a crash: no output */
 } score_row_t;
 
+/* An entity in memory: its window state and the vector kept for it in
+ * LMDB (vecrec.h; vec_len 0: none), written together (state.h). */
 typedef struct {
 	char *key;                 /* NULL: empty cell */
 	size_t klen;
 	uint64_t hash;
 	int dirty;
 	st_window_key_t win;
+	uint8_t *vec;
+	size_t vec_len, vec_cap;
 } wentry_t;
 
 struct st_pipeline {
@@ -256,6 +260,7 @@ static void cache_clear(st_pipeline_t *p)
 		if (!p->cache[i].key)
 			continue;
 		free(p->cache[i].key);
+		free(p->cache[i].vec);
 		st_window_key_free(&p->cache[i].win);
 		memset(&p->cache[i], 0, sizeof(p->cache[i]));
 	}
@@ -264,26 +269,55 @@ static void cache_clear(st_pipeline_t *p)
 }
 
 /* The window state of an entity: from the cache, else LMDB, else new. */
+/* The cell of an entity in the cache: its entry, or the empty cell where
+ * it would go. */
+static wentry_t *cache_cell(st_pipeline_t *p, const char *key, size_t klen,
+			    uint64_t h)
+{
+	size_t j;
+
+	for (j = h & (p->cache_cap - 1); p->cache[j].key;
+	     j = (j + 1) & (p->cache_cap - 1)) {
+		wentry_t *e = &p->cache[j];
+
+		if (e->hash == h && e->klen == klen && !memcmp(e->key, key, klen))
+			break;
+	}
+	return &p->cache[j];
+}
+
+/* Copies the kept vector of an entity read from LMDB into its entry. */
+static int cache_take_vector(wentry_t *e, const st_state_entity_t *rec)
+{
+	if (rec->vec_len > e->vec_cap) {
+		uint8_t *nv = realloc(e->vec, rec->vec_len);
+
+		if (!nv)
+			return ST_ENOMEM;
+		e->vec = nv;
+		e->vec_cap = rec->vec_len;
+	}
+	if (rec->vec_len)
+		memcpy(e->vec, rec->vec, rec->vec_len);
+	e->vec_len = rec->vec_len;
+	return 0;
+}
+
 static int cache_get(st_pipeline_t *p, const char *key, size_t klen,
 		     wentry_t **ep, char *errstr, size_t errstr_size)
 {
 	uint64_t h = key_hash(key, klen);
-	const void *val;
-	size_t j, len;
+	st_state_entity_t rec;
 	wentry_t *e;
 	int err;
 
 	if (p->cache_count * 2 >= p->cache_cap && (err = cache_grow(p)))
 		return err;
-	for (j = h & (p->cache_cap - 1); p->cache[j].key;
-	     j = (j + 1) & (p->cache_cap - 1)) {
-		e = &p->cache[j];
-		if (e->hash == h && e->klen == klen && !memcmp(e->key, key, klen)) {
-			*ep = e;
-			return 0;
-		}
+	e = cache_cell(p, key, klen, h);
+	if (e->key) {
+		*ep = e;
+		return 0;
 	}
-	e = &p->cache[j];
 	e->key = malloc(klen ? klen : 1);
 	if (!e->key)
 		return ST_ENOMEM;
@@ -291,17 +325,23 @@ static int cache_get(st_pipeline_t *p, const char *key, size_t klen,
 	e->klen = klen;
 	e->hash = h;
 	e->dirty = 0;
+	e->vec_len = 0;
 	st_window_key_init(&e->win, p->nslots);
 	p->cache_count++;
-	err = st_state_window_get(p->st, key, klen, &val, &len, errstr,
+	err = st_state_entity_get(p->st, key, klen, &rec, errstr,
 				  errstr_size);
 	if (err == ST_ENOENT) {
 		err = 0;
-	} else if (!err && st_window_decode(&e->win, val, len)) {
+	} else if (err == ST_EPARSE ||
+		   (!err && rec.win_len &&
+		    st_window_decode(&e->win, rec.win, rec.win_len))) {
 		st_log(ST_LOG_ERR, "window", "window state of entity %.*s is "
 		       "corrupt; starting it afresh", (int)klen, key);
 		st_window_key_free(&e->win);
 		p->stats.corrupt_windows++;
+		err = 0;
+	} else if (!err) {
+		err = cache_take_vector(e, &rec);
 	}
 	*ep = e;
 	return err;
@@ -311,13 +351,14 @@ static int cache_write_entry(st_pipeline_t *p, size_t idx, char *errstr,
 			     size_t errstr_size)
 {
 	wentry_t *e = &p->cache[idx];
+	st_state_entity_t rec = {NULL, e->vec, 0, e->vec_len};
 	uint8_t *buf;
-	size_t len;
 	int err;
 
-	if ((err = st_window_encode(&e->win, &buf, &len)))
+	if ((err = st_window_encode(&e->win, &buf, &rec.win_len)))
 		return err;
-	err = st_state_window_put(p->st, e->key, e->klen, buf, len, errstr,
+	rec.win = buf;
+	err = st_state_entity_put(p->st, e->key, e->klen, &rec, errstr,
 				  errstr_size);
 	free(buf);
 	if (!err)
@@ -1091,38 +1132,33 @@ static int64_t field_int(const char *val, size_t len)
 }
 
 /*
- * Keeps the entity's newest vector in LMDB too (for `strata serve`), with
- * the guard Redis applies: an older (event time, offset) never replaces a
- * newer one. The window state decides it (v->newest); only when it cannot
- * is the kept record read. The n fields are in p->names / values /
- * value_lens, their layout indexes in p->vidx; _event_time and _seq go
- * first.
+ * Keeps the entity's newest vector for LMDB too (for `strata serve`): in
+ * its cache entry, written with its window state. The guard Redis applies
+ * holds: an older (event time, offset) never replaces a newer one; the
+ * window state decides it (v->newest), else the kept record's own fields.
+ * The n fields are in p->names / values / value_lens, their layout
+ * indexes in p->vidx; _event_time and _seq go first.
  */
 static int keep_vector(st_pipeline_t *p, const vec_t *v, size_t n)
 {
-	MDB_txn *txn = st_state_write_txn(p->st);
-	MDB_val k = {v->elen, p->arena + v->entity_off}, d;
+	const char *entity = p->arena + v->entity_off;
+	wentry_t *e;
 	char et[24], sq[24];
 	size_t len, need = 16 + ST_VECREC_ALIGN;
-	int rc;
 
-	if (!txn)
-		return ST_ESTATE;
 	if (!p->conf->state_vectors || !v->newest)
 		return 0;
-	/* The window state tells most of the time: only then is the kept
-	 * record not read. */
-	rc = v->newest > 0 ? MDB_NOTFOUND :
-	     mdb_get(txn, st_state_dbi_vectors(p->st), &k, &d);
-	if (!rc) {
-		/* The stored record starts with _event_time and _seq, in
-		 * whatever layout it was written. */
+	/* The event was applied to the entity's window this pass. */
+	e = cache_cell(p, entity, v->elen, v->hash);
+	if (!e->key)
+		return ST_ESTATE;
+	if (v->newest < 0 && e->vec_len) {
 		st_vecrec_iter_t it;
 		const char *nm, *val;
 		size_t nl, vl;
 		int64_t oet = 0, osq = 0;
 
-		if (!st_vecrec_iter_init(&it, NULL, d.mv_data, d.mv_size) &&
+		if (!st_vecrec_iter_init(&it, NULL, e->vec, e->vec_len) &&
 		    st_vecrec_next(&it, &nm, &nl, &val, &vl) == 1) {
 			oet = field_int(val, vl);
 			if (st_vecrec_next(&it, &nm, &nl, &val, &vl) == 1)
@@ -1130,8 +1166,6 @@ static int keep_vector(st_pipeline_t *p, const vec_t *v, size_t n)
 		}
 		if (oet > v->event_time || (oet == v->event_time && osq > v->seq))
 			return 0;
-	} else if (rc != MDB_NOTFOUND) {
-		return st_state_mdb_err(rc, "vectors", NULL, 0);
 	}
 	memmove(p->vidx + 2, p->vidx, n * sizeof(*p->vidx));
 	memmove(p->values + 2, p->values, n * sizeof(*p->values));
@@ -1145,25 +1179,27 @@ static int keep_vector(st_pipeline_t *p, const vec_t *v, size_t n)
 	p->value_lens[1] = (size_t)snprintf(sq, sizeof(sq), "%" PRId64, v->seq);
 	for (size_t i = 0; i < n + 2; i++)
 		need += 2 * ST_VECREC_MAX_FIELD + p->value_lens[i];
-	if (need > p->enc_cap) {
-		uint8_t *nb = realloc(p->enc, need);
+	if (need > e->vec_cap) {
+		uint8_t *nb = realloc(e->vec, need);
 
 		if (!nb)
 			return ST_ENOMEM;
-		p->enc = nb;
-		p->enc_cap = need;
+		e->vec = nb;
+		e->vec_cap = need;
 	}
-	len = st_vecrec_encode(p->enc, p->enc_cap, p->vlayout, n + 2, p->vidx,
+	len = st_vecrec_encode(e->vec, e->vec_cap, p->vlayout, n + 2, p->vidx,
 			       (const char *const *)p->values, p->value_lens);
 	memmove(p->vidx, p->vidx + 2, n * sizeof(*p->vidx));
 	memmove(p->values, p->values + 2, n * sizeof(*p->values));
 	memmove(p->value_lens, p->value_lens + 2, n * sizeof(*p->value_lens));
 	if (!len)
 		return ST_EINVAL;
-	d.mv_data = p->enc;
-	d.mv_size = len;
-	return st_state_mdb_err(mdb_put(txn, st_state_dbi_vectors(p->st), &k,
-					&d, 0), "vectors", NULL, 0);
+	e->vec_len = len;
+	if (!e->dirty) {
+		p->dirty[p->ndirty++] = (size_t)(e - p->cache);
+		e->dirty = 1;
+	}
+	return 0;
 }
 
 /* Reads the replies to (or sends and reads) the writes of queue o, whose

@@ -226,14 +226,22 @@ static void end_txn(st_server_t *s)
 	s->txn = NULL;
 }
 
+static void reply_corrupt(st_server_t *s, client_t *c, const char *key,
+			  size_t len)
+{
+	reply_error(s, c, "ERR corrupt vector record for key '%.*s'",
+		    (int)(len > 128 ? 128 : len), key);
+}
+
 /*
- * Finds the record of key: 1 with *rec (borrowed until the pass ends),
- * 0 when missing (a key outside the prefix included), -1 after an error
- * reply.
+ * Finds the vector record of key: 1 with *rec (borrowed until the pass
+ * ends), 0 when missing (a key outside the prefix, or an entity with no
+ * vector kept, included), -1 after an error reply.
  */
 static int lookup(st_server_t *s, client_t *c, const char *key, size_t len,
 		  MDB_val *rec)
 {
+	st_state_entity_t ent;
 	MDB_val k;
 	MDB_txn *txn;
 	int rc;
@@ -251,15 +259,15 @@ static int lookup(st_server_t *s, client_t *c, const char *key, size_t len,
 		reply_error(s, c, "ERR state: %s", mdb_strerror(rc));
 		return -1;
 	}
-	return 1;
+	if (st_state_entity_split(rec->mv_data, rec->mv_size, &ent)) {
+		reply_corrupt(s, c, key, len);
+		return -1;
+	}
+	rec->mv_data = (void *)ent.vec;
+	rec->mv_size = ent.vec_len;
+	return ent.vec_len > 0;
 }
 
-static void reply_corrupt(st_server_t *s, client_t *c, const char *key,
-			  size_t len)
-{
-	reply_error(s, c, "ERR corrupt vector record for key '%.*s'",
-		    (int)(len > 128 ? 128 : len), key);
-}
 
 /* The layout of a record found in this pass's transaction: from the
  * layouts met so far, else read from the state's meta database (written
@@ -1559,7 +1567,7 @@ int st_server_new(st_server_t **sp, const st_server_conf_t *conf,
 				 ST_STATE_READONLY, errstr, errstr_size)) ||
 	    (err = load_model(s, conf->model, errstr, errstr_size)))
 		goto fail;
-	s->dbi = st_state_dbi_vectors(s->st);
+	s->dbi = st_state_dbi_entities(s->st);
 	s->meta = st_state_dbi_meta(s->st);
 	if ((err = register_metrics(s))) {
 		st_seterr(errstr, errstr_size, err, "metrics: %s",

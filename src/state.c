@@ -2,6 +2,7 @@
 #include "state.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,7 +14,7 @@ struct st_state {
 	MDB_txn *wtxn;     /* open write transaction or NULL */
 	MDB_txn *rtxn;     /* reusable read transaction (reset when idle) */
 	int rtxn_live;
-	MDB_dbi versions, windows, offsets, meta, vectors;
+	MDB_dbi versions, entities, offsets, meta;
 	int readonly;
 };
 
@@ -117,13 +118,11 @@ int st_state_open(st_state_t **sp, const char *dir, int64_t map_size,
 	dbflags = st->readonly ? 0 : MDB_CREATE;
 	if ((err = open_dbi(txn, "versions", dbflags, &st->versions, errstr,
 			    errstr_size)) ||
-	    (err = open_dbi(txn, "windows", dbflags, &st->windows, errstr,
+	    (err = open_dbi(txn, "entities", dbflags, &st->entities, errstr,
 			    errstr_size)) ||
 	    (err = open_dbi(txn, "offsets", dbflags, &st->offsets, errstr,
 			    errstr_size)) ||
 	    (err = open_dbi(txn, "meta", dbflags, &st->meta, errstr,
-			    errstr_size)) ||
-	    (err = open_dbi(txn, "vectors", dbflags, &st->vectors, errstr,
 			    errstr_size)))
 		goto fail;
 	rc = mdb_txn_commit(txn);
@@ -243,14 +242,9 @@ MDB_dbi st_state_dbi_versions(const st_state_t *st)
 	return st->versions;
 }
 
-MDB_dbi st_state_dbi_windows(const st_state_t *st)
+MDB_dbi st_state_dbi_entities(const st_state_t *st)
 {
-	return st->windows;
-}
-
-MDB_dbi st_state_dbi_vectors(const st_state_t *st)
-{
-	return st->vectors;
+	return st->entities;
 }
 
 MDB_dbi st_state_dbi_meta(const st_state_t *st)
@@ -332,8 +326,27 @@ int st_state_offset_get(st_state_t *st, const char *topic, int32_t partition,
 	return err;
 }
 
-int st_state_window_get(st_state_t *st, const void *key, size_t key_len,
-			const void **val, size_t *len, char *errstr,
+int st_state_entity_split(const void *val, size_t len,
+			  st_state_entity_t *out)
+{
+	const uint8_t *p = val;
+	size_t wl;
+
+	if (len < 4)
+		return ST_EPARSE;
+	wl = (size_t)p[0] | (size_t)p[1] << 8 | (size_t)p[2] << 16 |
+	     (size_t)p[3] << 24;
+	if (wl > len - 4)
+		return ST_EPARSE;
+	out->win = p + 4;
+	out->win_len = wl;
+	out->vec = p + 4 + wl;
+	out->vec_len = len - 4 - wl;
+	return 0;
+}
+
+int st_state_entity_get(st_state_t *st, const void *key, size_t key_len,
+			st_state_entity_t *out, char *errstr,
 			size_t errstr_size)
 {
 	MDB_val k = {key_len, (void *)key}, v;
@@ -342,26 +355,43 @@ int st_state_window_get(st_state_t *st, const void *key, size_t key_len,
 
 	if ((err = st_state_read_begin(st, &txn, errstr, errstr_size)))
 		return err;
-	err = st_state_mdb_err(mdb_get(txn, st->windows, &k, &v), "window",
+	err = st_state_mdb_err(mdb_get(txn, st->entities, &k, &v), "entity",
 			       errstr, errstr_size);
-	if (!err) {
-		*val = v.mv_data;
-		*len = v.mv_size;
-	}
+	if (!err && st_state_entity_split(v.mv_data, v.mv_size, out))
+		err = st_seterr(errstr, errstr_size, ST_EPARSE, "entity "
+				"%.*s: corrupt record", (int)key_len,
+				(const char *)key);
 	return err;
 }
 
-int st_state_window_put(st_state_t *st, const void *key, size_t key_len,
-			const void *val, size_t len, char *errstr,
+int st_state_entity_put(st_state_t *st, const void *key, size_t key_len,
+			const st_state_entity_t *rec, char *errstr,
 			size_t errstr_size)
 {
-	MDB_val k = {key_len, (void *)key}, v = {len, (void *)val};
+	MDB_val k = {key_len, (void *)key},
+		v = {4 + rec->win_len + rec->vec_len, NULL};
+	uint8_t *p;
+	int rc;
 
 	if (!st->wtxn)
 		return st_seterr(errstr, errstr_size, ST_ESTATE,
-				 "window_put outside a write transaction");
-	return st_state_mdb_err(mdb_put(st->wtxn, st->windows, &k, &v, 0),
-				"window", errstr, errstr_size);
+				 "entity_put outside a write transaction");
+	if (rec->win_len > UINT32_MAX)
+		return st_seterr(errstr, errstr_size, ST_ESTATE,
+				 "entity %.*s: window state too large",
+				 (int)key_len, (const char *)key);
+	/* Written in place: LMDB reserves the room, we fill it. */
+	rc = mdb_put(st->wtxn, st->entities, &k, &v, MDB_RESERVE);
+	if (rc)
+		return st_state_mdb_err(rc, "entity", errstr, errstr_size);
+	p = v.mv_data;
+	for (int b = 0; b < 4; b++)
+		p[b] = (uint8_t)(rec->win_len >> (8 * b));
+	if (rec->win_len)
+		memcpy(p + 4, rec->win, rec->win_len);
+	if (rec->vec_len)
+		memcpy(p + 4 + rec->win_len, rec->vec, rec->vec_len);
+	return 0;
 }
 
 int st_state_meta_get(st_state_t *st, const char *name, char **value,

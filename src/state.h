@@ -65,8 +65,7 @@ void st_state_read_end(st_state_t *st);
 
 /* Named databases, opened once at st_state_open(). */
 MDB_dbi st_state_dbi_versions(const st_state_t *st);
-MDB_dbi st_state_dbi_windows(const st_state_t *st);
-MDB_dbi st_state_dbi_vectors(const st_state_t *st);
+MDB_dbi st_state_dbi_entities(const st_state_t *st);
 MDB_dbi st_state_dbi_meta(const st_state_t *st);
 
 /*
@@ -86,14 +85,31 @@ int st_state_offset_get(st_state_t *st, const char *topic, int32_t partition,
 			size_t errstr_size);
 
 /*
- * Window state of one entity: get (value borrowed until the transaction
- * ends; ST_ENOENT when none) and put (inside the write transaction).
+ * An entity's record in the "entities" database: its window state and its
+ * newest feature vector (vecrec.h, kept for strata serve), either of which
+ * may be empty:
+ *
+ *   u32le window length, window bytes, vector bytes
  */
-int st_state_window_get(st_state_t *st, const void *key, size_t key_len,
-			const void **val, size_t *len, char *errstr,
+typedef struct st_state_entity {
+	const void *win, *vec;
+	size_t win_len, vec_len;
+} st_state_entity_t;
+
+/* Splits a record's bytes (borrowed by *out). Returns 0 or ST_EPARSE. */
+int st_state_entity_split(const void *val, size_t len,
+			  st_state_entity_t *out);
+
+/* Reads an entity's record (borrowed until the transaction ends).
+ * Returns 0, ST_ENOENT, ST_EPARSE or ST_ESTATE. */
+int st_state_entity_get(st_state_t *st, const void *key, size_t key_len,
+			st_state_entity_t *out, char *errstr,
 			size_t errstr_size);
-int st_state_window_put(st_state_t *st, const void *key, size_t key_len,
-			const void *val, size_t len, char *errstr,
+
+/* Writes an entity's record inside the write transaction. Returns 0,
+ * ST_EFULL or ST_ESTATE. */
+int st_state_entity_put(st_state_t *st, const void *key, size_t key_len,
+			const st_state_entity_t *rec, char *errstr,
 			size_t errstr_size);
 
 /*

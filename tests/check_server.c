@@ -103,9 +103,9 @@ static void load_reference(void)
 	json_decref(j);
 }
 
-/* Encodes a record of n named fields, in a layout of those names that it
- * stores in the open write transaction, as strata run does. Returns the
- * length, or 0. */
+/* Encodes an entity record (no window state) whose vector has n named
+ * fields, in a layout of those names that it stores in the open write
+ * transaction, as strata run does. Returns the length, or 0. */
 static size_t encode_named(st_state_t *st, uint8_t *buf, size_t cap,
 			   size_t n, const char *const *names,
 			   const char *const *values, const size_t *lens)
@@ -116,14 +116,15 @@ static size_t encode_named(st_state_t *st, uint8_t *buf, size_t cap,
 
 	for (size_t i = 0; i < n; i++)
 		idx[i] = i;
-	if (n <= 64 && !st_vecrec_layout_new(names, n, &l)) {
+	if (n <= 64 && cap > 4 && !st_vecrec_layout_new(names, n, &l)) {
 		st_vecrec_layout_key(l->id, key, sizeof(key));
+		memset(buf, 0, 4);  /* the window state's length */
 		if (!st_state_meta_put(st, key, l->text, NULL, 0))
-			len = st_vecrec_encode(buf, cap, l, n, idx, values,
-					       lens);
+			len = st_vecrec_encode(buf + 4, cap - 4, l, n, idx,
+					       values, lens);
 	}
 	st_vecrec_layout_free(l);
-	return len;
+	return len ? len + 4 : 0;
 }
 
 static void put_record(st_state_t *st, const char *entity, size_t elen,
@@ -141,7 +142,7 @@ static void put_record(st_state_t *st, const char *entity, size_t elen,
 	d.mv_data = buf;
 	ck_assert_uint_gt(d.mv_size, 0);
 	ck_assert_int_eq(mdb_put(st_state_write_txn(st),
-				 st_state_dbi_vectors(st), &k, &d, 0), 0);
+				 st_state_dbi_entities(st), &k, &d, 0), 0);
 }
 
 static void put_raw(st_state_t *st, const char *entity, const void *rec,
@@ -151,7 +152,7 @@ static void put_raw(st_state_t *st, const char *entity, const void *rec,
 	MDB_val d = { len, (void *)rec };
 
 	ck_assert_int_eq(mdb_put(st_state_write_txn(st),
-				 st_state_dbi_vectors(st), &k, &d, 0), 0);
+				 st_state_dbi_entities(st), &k, &d, 0), 0);
 }
 
 static st_state_t *open_writable(void)
@@ -1160,10 +1161,10 @@ START_TEST(follows_commits)
 		d.mv_size = err ? 0 : encode_named(st, buf, sizeof(buf), 3,
 						   names7, v2, lens);
 		err = err || mdb_put(st_state_write_txn(st),
-				     st_state_dbi_vectors(st), &k, &d, 0);
+				     st_state_dbi_entities(st), &k, &d, 0);
 		k.mv_data = "8";
 		err = err || mdb_put(st_state_write_txn(st),
-				     st_state_dbi_vectors(st), &k, &d, 0);
+				     st_state_dbi_entities(st), &k, &d, 0);
 		err = err || st_state_commit(st, errstr, sizeof(errstr));
 		st_state_close(st);
 		_exit(err ? 1 : 0);
@@ -1204,7 +1205,7 @@ START_TEST(follows_map_growth)
 		d.mv_size = err ? 0 : encode_named(st, buf, sizeof(buf), 3,
 						   names7, v2, lens);
 		err = err || mdb_put(st_state_write_txn(st),
-				     st_state_dbi_vectors(st), &k, &d, 0);
+				     st_state_dbi_entities(st), &k, &d, 0);
 		/* 96 MiB of filler: past the 64 MiB the server mapped. */
 		for (int i = 0; !err && i < 96; i++) {
 			MDB_val bk = { 0, name }, bd = { sizeof(big), big };
@@ -1212,7 +1213,7 @@ START_TEST(follows_map_growth)
 			bk.mv_size = (size_t)snprintf(name, sizeof(name),
 						      "filler%d", i);
 			err = mdb_put(st_state_write_txn(st),
-				      st_state_dbi_vectors(st), &bk, &bd, 0);
+				      st_state_dbi_entities(st), &bk, &bd, 0);
 		}
 		err = err || st_state_commit(st, errstr, sizeof(errstr));
 		st_state_close(st);

@@ -223,8 +223,7 @@ def _snapshot(env, s):
         "dlq": _read_topic(env, s.out["dlq"]),
         "redis": redis_data,
         "versions": dump("versions"),
-        "windows": dump("windows"),
-        "vectors": dump("vectors"),
+        "entities": dump("entities"),
         "txn_offsets": offsets,
     }
 
@@ -249,8 +248,8 @@ def _compare(golden, got):
                 assert a == b, f"{part} partition {p} record {i} differs"
     assert golden["redis"] == got["redis"], "Redis hashes differ"
     assert golden["versions"] == got["versions"], "LMDB versions differ"
-    assert golden["windows"] == got["windows"], "LMDB window state differs"
-    assert golden["vectors"] == got["vectors"], "LMDB kept vectors differ"
+    assert golden["entities"] == got["entities"], \
+        "LMDB entities (window state and kept vectors) differ"
     assert golden["txn_offsets"] == got["txn_offsets"], "LMDB input offsets differ"
 
 
