@@ -1061,8 +1061,13 @@ static size_t format_short(double d, char *buf, size_t size)
 	static const double p10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7,
 				     1e8, 1e9};
 	char tmp[48], *p = tmp;
+	double t = d * 1e9;
 
 	if (!(fabs(d) < 1e6))
+		return 0;
+	/* Quick refusal: for a short d, d * 10^9 is an integer below 2^53 up
+	 * to the rounding of d and of the product, 2^-53 relative each. */
+	if (fabs(t - nearbyint(t)) > fabs(t) * 4.5e-16)
 		return 0;
 	for (int k = 0; k <= 9; k++) {
 		double m = nearbyint(d * p10[k]);
@@ -1124,15 +1129,20 @@ static size_t format_17(double d, char *buf, size_t size)
 	unsigned __int128 n, q, rem, half, scale;
 	char digits[20], tmp[40], *p = tmp;
 	int x, e, E, k, shift;
-	uint64_t m;
+	uint64_t m, q64;
 
 	if (!(a >= 1e-4 && a < 1e15))
 		return 0;
-	m = (uint64_t)ldexp(frexp(a, &x), 53);
-	e = x - 53;                          /* a = m * 2^e, e < 0 here */
+	/* a = m * 2^e with m of 53 bits (a is normal here), e < 0. */
+	memcpy(&m, &a, sizeof(m));
+	x = (int)(m >> 52) - 1022;           /* a = f * 2^x, f in [0.5, 1) */
+	m = (m & ((1ULL << 52) - 1)) | 1ULL << 52;
+	e = x - 53;
 	if (e >= 0)
 		return 0;
-	E = (int)floor(log10(a));
+	/* The decimal exponent, from x: at most one too small, which the
+	 * loop below corrects. */
+	E = (int)floor((x - 1) * 0.30102999566398120);
 	for (int tries = 0; tries < 3; tries++) {
 		k = 16 - E;                  /* q has 17 digits */
 		if (k < 0 || k > 38)
@@ -1159,9 +1169,11 @@ static size_t format_17(double d, char *buf, size_t size)
 	}
 	if (E < -4 || E >= 17)
 		return 0;                    /* %g would use an exponent */
+	/* q < 10^17 < 2^64: 64-bit division, not the 128-bit library call. */
+	q64 = (uint64_t)q;
 	for (int i = 16; i >= 0; i--) {
-		digits[i] = (char)('0' + (int)(q % 10));
-		q /= 10;
+		digits[i] = (char)('0' + (int)(q64 % 10));
+		q64 /= 10;
 	}
 	if (d < 0)
 		*p++ = '-';
