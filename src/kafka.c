@@ -1,6 +1,7 @@
 /* kafka.c -- librdkafka configuration and logging glue. */
 #include "kafka.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -185,4 +186,64 @@ int st_kafka_committed(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l,
 		 * takes seconds. */
 		usleep(attempt < 7 ? 2000u << attempt : 200000u);
 	}
+}
+
+int st_kafka_message_committed(rd_kafka_t *rk, const char *topic,
+			       int32_t partition, int64_t offset, int wait_ms,
+			       char *errstr, size_t errstr_size)
+{
+	int64_t give_up = st_time_mono_us() + (int64_t)wait_ms * 1000, lo, hi;
+	rd_kafka_topic_partition_list_t *l = NULL;
+	rd_kafka_resp_err_t rerr;
+	int result = ST_ETIMEDOUT;
+
+	/* The last stable offset (a read_committed consumer's end) must be
+	 * past the message: before that its transaction is still open. */
+	for (;;) {
+		rerr = rd_kafka_query_watermark_offsets(rk, topic, partition,
+							&lo, &hi, 5000);
+		if (!rerr && hi > offset)
+			break;
+		if (st_time_mono_us() >= give_up) {
+			result = rerr ? ST_EKAFKA : ST_ETIMEDOUT;
+			st_seterr(errstr, errstr_size, result, "%s [%d]: the "
+				  "transaction of offset %" PRId64 " did not "
+				  "complete: %s", topic, (int)partition,
+				  offset, rerr ? rd_kafka_err2str(rerr) :
+				  "the last stable offset stays before it");
+			goto out;
+		}
+		usleep(50000);
+	}
+	l = rd_kafka_topic_partition_list_new(1);
+	rd_kafka_topic_partition_list_add(l, topic, partition)->offset =
+		offset;
+	if ((rerr = rd_kafka_assign(rk, l))) {
+		result = st_seterr(errstr, errstr_size, ST_EKAFKA, "%s [%d]: "
+				   "assign: %s", topic, (int)partition,
+				   rd_kafka_err2str(rerr));
+		goto out;
+	}
+	/* The first message read from there, or the end: aborted messages
+	 * are skipped by the read_committed fetch. */
+	while (result == ST_ETIMEDOUT && st_time_mono_us() < give_up) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
+
+		if (!m)
+			continue;
+		if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			result = 0;
+		else if (!m->err && m->partition == partition)
+			result = m->offset == offset;
+		rd_kafka_message_destroy(m);
+	}
+	if (result == ST_ETIMEDOUT)
+		st_seterr(errstr, errstr_size, result, "%s [%d]: offset %"
+			  PRId64 " not read within %d ms", topic,
+			  (int)partition, offset, wait_ms);
+	rd_kafka_assign(rk, NULL);
+out:
+	if (l)
+		rd_kafka_topic_partition_list_destroy(l);
+	return result;
 }

@@ -54,4 +54,17 @@ rd_kafka_t *st_kafka_new(const st_config_t *conf, st_kafka_role_t role,
 int st_kafka_committed(rd_kafka_t *rk, rd_kafka_topic_partition_list_t *l,
 		       int wait_ms, char *errstr, size_t errstr_size);
 
+/*
+ * Whether the message at `offset` of topic [partition] is committed, as a
+ * read_committed consumer sees it: 1 (it is read), 0 (it belongs to an
+ * aborted transaction: the partition's last stable offset is past it and
+ * it is not read), or ST_ETIMEDOUT / ST_EKAFKA when that cannot be told
+ * within wait_ms. rk is a read_committed consumer with
+ * enable.partition.eof=true that has no subscription; it is assigned the
+ * partition here and unassigned before returning.
+ */
+int st_kafka_message_committed(rd_kafka_t *rk, const char *topic,
+			       int32_t partition, int64_t offset, int wait_ms,
+			       char *errstr, size_t errstr_size);
+
 #endif

@@ -532,6 +532,19 @@ def test_lost_kafka_commit_is_done_again(env):
     return f"commit 3 lost after its acknowledgement, found and done again; {seen} vectors watched, 0 duplicates"
 
 
+def test_lost_offsets_kept_output_stands(env):
+    """Kafka acknowledges a commit, keeps its output and loses its input
+    offsets (seen once with the broker restarted while the transaction
+    committed; injected here as that read-back): strata reads its own
+    output back at a message the transaction delivered, finds it
+    committed, and lets the batch stand instead of doing it again. The
+    end state equals the golden run's, with no duplicate seen."""
+    s, seen = _fail_once(env, "offsets", "kafka_offsets_lost:3",
+                         "failure point kafka_offsets_lost reached")
+    assert "Kafka kept the transaction's output" in s.log_text(), "the kept output was not found"
+    return f"commit 3's offsets lost, its output found kept; {seen} vectors watched, 0 duplicates"
+
+
 def test_replay_agrees_with_online(env):
     """strata replay over the same input writes, line for line, the vectors
     the golden run produced to its features topic (read back with
@@ -589,4 +602,5 @@ TESTS = [
     test_map_full,
     test_lmdb_commit_fails_after_kafka_commit,
     test_lost_kafka_commit_is_done_again,
+    test_lost_offsets_kept_output_stands,
 ]
