@@ -372,7 +372,7 @@ static int cache_write_entry(st_pipeline_t *p, size_t idx, char *errstr,
 }
 
 /* Writes up to max of the batch's dirty window states into the open LMDB
- * transaction, the most recently dirtied last. */
+ * transaction, the most recently dirtied first. */
 static int cache_write_dirty(st_pipeline_t *p, size_t max, char *errstr,
 			     size_t errstr_size)
 {
@@ -1151,12 +1151,14 @@ static int keep_vector(st_pipeline_t *p, const vec_t *v, size_t n)
 	char et[24], sq[24];
 	size_t len, need = 16 + ST_VECREC_ALIGN;
 
-	if (!p->conf->state_vectors || !v->newest)
+	if (!p->conf->state_vectors)
 		return 0;
 	/* The event was applied to the entity's window this pass. */
 	e = cache_cell(p, entity, v->elen, v->hash);
 	if (!e->key)
 		return ST_ESTATE;
+	if (!v->newest && e->vec_len)
+		return 0;
 	if (v->newest < 0 && e->vec_len) {
 		st_vecrec_iter_t it;
 		const char *nm, *val;
@@ -1752,6 +1754,7 @@ static int end_open_transaction(st_pipeline_t *p, int cdc,
 static int output_kept(st_pipeline_t *p, char *errstr, size_t errstr_size)
 {
 	static const char *const eof[] = {"enable.partition.eof", "true",
+					  "isolation.level", "read_committed",
 					  NULL};
 	st_kafka_opts_t o = {"-probe", eof, NULL, NULL, NULL};
 	rd_kafka_t *rk;

@@ -3,7 +3,8 @@
  *
  * Answers Redis clients (redis-cli, hiredis, redis-py, Jedis...) from the
  * newest feature vectors that `strata run` keeps in LMDB (state.dir,
- * database "vectors": entity -> vecrec record, see vecrec.h). The Redis
+ * database "entities": entity -> window state and vecrec record, see
+ * state.h and vecrec.h). The Redis
  * key of an entity is `<prefix>:<entity>`, as in the online store
  * (online.h), and its hash holds the same fields: _event_time, _seq, the
  * features, _stale_join, _score. A key that does not start with

@@ -78,6 +78,7 @@ int st_state_open(st_state_t **sp, const char *dir, int64_t map_size,
 	st_state_t *st = calloc(1, sizeof(*st));
 	unsigned envflags = MDB_NOTLS, dbflags;
 	MDB_txn *txn = NULL;
+	MDB_dbi old;
 	int rc, err;
 
 	if (!st)
@@ -113,6 +114,17 @@ int st_state_open(st_state_t **sp, const char *dir, int64_t map_size,
 	rc = mdb_txn_begin(st->env, NULL, st->readonly ? MDB_RDONLY : 0, &txn);
 	if (rc) {
 		err = st_state_mdb_err(rc, "state", errstr, errstr_size);
+		goto fail;
+	}
+	/* Window state and kept vectors had databases of their own before
+	 * 2026-12-02 ("windows", "vectors"): such a state is refused, not
+	 * read as if every window were empty. */
+	if (mdb_dbi_open(txn, "windows", 0, &old) != MDB_NOTFOUND) {
+		err = st_seterr(errstr, errstr_size, ST_ESTATE, "state.dir %s "
+				"was written by an earlier strata (window state "
+				"in a 'windows' database, now 'entities'), whose "
+				"windows this one cannot read: use a new "
+				"state.dir", dir);
 		goto fail;
 	}
 	dbflags = st->readonly ? 0 : MDB_CREATE;

@@ -200,7 +200,8 @@ int st_vecrec_iter_init(st_vecrec_iter_t *it, const st_vecrec_layout_t *l,
 	it->l = l;
 	it->end = rec + len;
 	it->p = get_varint(rec + 5, it->end, &it->left);
-	return it->p ? 0 : ST_EPARSE;
+	/* st_vecrec_count() answers for the same records. */
+	return it->p && it->left <= 65535 ? 0 : ST_EPARSE;
 }
 
 unsigned st_vecrec_count(const uint8_t *rec, size_t len)

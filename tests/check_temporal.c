@@ -326,6 +326,33 @@ START_TEST(map_full_is_reported)
 }
 END_TEST
 
+/* A state written before window state and kept vectors shared the
+ * 'entities' database is refused with a message, not read as empty. */
+START_TEST(older_state_is_refused)
+{
+	st_state_t *st = NULL;
+	char d2[64], cmd[128];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	snprintf(d2, sizeof(d2), "/tmp/check_temporal_old_XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(d2));
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	ck_assert_int_eq(mdb_env_set_maxdbs(env, 8), 0);
+	ck_assert_int_eq(mdb_env_open(env, d2, 0, 0644), 0);
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "windows", MDB_CREATE, &dbi), 0);
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	ck_assert_int_eq(st_state_open(&st, d2, 1 << 20, 0, errstr,
+				       sizeof(errstr)), ST_ESTATE);
+	ck_assert_ptr_nonnull(strstr(errstr, "use a new state.dir"));
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", d2);
+	ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 /* ---- property test ---------------------------------------------------- */
 
 static uint64_t rng;
@@ -694,6 +721,7 @@ int main(void)
 	tcase_add_test(tc, reader_across_write_transactions);
 	tcase_add_test(tc, offsets_commit_with_state);
 	tcase_add_test(tc, map_full_is_reported);
+	tcase_add_test(tc, older_state_is_refused);
 	tcase_add_test(tc, property_asof_matches_model);
 	tcase_add_test(tc, property_compaction_keeps_answers);
 	suite_add_tcase(s, tc);
