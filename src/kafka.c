@@ -45,12 +45,6 @@ rd_kafka_t *st_kafka_new(const st_config_t *conf, st_kafka_role_t role,
 		{"session.timeout.ms", "10000"},
 		{"heartbeat.interval.ms", "2000"},
 		{"socket.nagle.disable", "true"},
-		/* A commit is read back right after it is acknowledged: the
-		 * group's offsets read as unstable until the coordinator has
-		 * written its markers, a few milliseconds, and librdkafka
-		 * retries at this backoff while the loop waits (100 ms by
-		 * default, 10 ms still cost about 15 ms per commit). */
-		{"retry.backoff.ms", "2"},
 	};
 	static const char *const producer_defaults[][2] = {
 		{"enable.idempotence", "true"},
