@@ -273,7 +273,6 @@ static void cache_clear(st_pipeline_t *p)
 	p->ndirty = 0;
 }
 
-/* The window state of an entity: from the cache, else LMDB, else new. */
 /* The cell of an entity in the cache: its entry, or the empty cell where
  * it would go. */
 static wentry_t *cache_cell(st_pipeline_t *p, const char *key, size_t klen,
@@ -308,6 +307,7 @@ static int cache_take_vector(wentry_t *e, const st_state_entity_t *rec)
 	return 0;
 }
 
+/* The window state of an entity: from the cache, else LMDB, else new. */
 static int cache_get(st_pipeline_t *p, const char *key, size_t klen,
 		     wentry_t **ep, char *errstr, size_t errstr_size)
 {
@@ -2301,6 +2301,24 @@ static int load_scorer(st_pipeline_t *p, char *errstr, size_t errstr_size)
 	return 0;
 }
 
+/* The meta value under key: *have gets the stored one (caller frees), or
+ * NULL when there was none and want is now stored, in a transaction of its
+ * own. */
+static int meta_once(st_pipeline_t *p, const char *key, const char *want,
+		     char **have, char *errstr, size_t errstr_size)
+{
+	int err = st_state_meta_get(p->st, key, have, errstr, errstr_size);
+
+	if (err != ST_ENOENT)
+		return err;
+	*have = NULL;
+	if (!(err = st_state_begin(p->st, errstr, errstr_size)) &&
+	    !(err = st_state_meta_put(p->st, key, want, errstr, errstr_size)))
+		return st_state_commit(p->st, errstr, errstr_size);
+	st_state_abort(p->st);
+	return err;
+}
+
 /* Window state written under one feature set cannot be read under a
  * feature set whose windows differ: refuse to start rather than corrupt. */
 static int check_layout(st_pipeline_t *p, char *errstr, size_t errstr_size)
@@ -2310,16 +2328,8 @@ static int check_layout(st_pipeline_t *p, char *errstr, size_t errstr_size)
 
 	if (!want)
 		return ST_ENOMEM;
-	err = st_state_meta_get(p->st, "window.layout", &have, errstr,
-				errstr_size);
-	if (err == ST_ENOENT) {
-		if (!(err = st_state_begin(p->st, errstr, errstr_size)) &&
-		    !(err = st_state_meta_put(p->st, "window.layout", want,
-					      errstr, errstr_size)))
-			err = st_state_commit(p->st, errstr, errstr_size);
-		else
-			st_state_abort(p->st);
-	} else if (!err && strcmp(have, want)) {
+	err = meta_once(p, "window.layout", want, &have, errstr, errstr_size);
+	if (!err && have && strcmp(have, want)) {
 		err = st_seterr(errstr, errstr_size, ST_EINVAL,
 				"features.file %s changes the window layout of "
 				"the state in %s (was: %s; now: %s): use a new "
@@ -2358,15 +2368,8 @@ static int vector_layout(st_pipeline_t *p, char *errstr, size_t errstr_size)
 	if (!p->conf->state_vectors || p->opts.replay)
 		goto out;
 	st_vecrec_layout_key(p->vlayout->id, key, sizeof(key));
-	err = st_state_meta_get(p->st, key, &have, errstr, errstr_size);
-	if (err == ST_ENOENT) {
-		if (!(err = st_state_begin(p->st, errstr, errstr_size)) &&
-		    !(err = st_state_meta_put(p->st, key, p->vlayout->text,
-					      errstr, errstr_size)))
-			err = st_state_commit(p->st, errstr, errstr_size);
-		else
-			st_state_abort(p->st);
-	} else if (!err && strcmp(have, p->vlayout->text)) {
+	err = meta_once(p, key, p->vlayout->text, &have, errstr, errstr_size);
+	if (!err && have && strcmp(have, p->vlayout->text)) {
 		err = st_seterr(errstr, errstr_size, ST_ESTATE,
 				"state.dir %s: %s holds another feature set's "
 				"names (a hash collision): use a new state.dir",

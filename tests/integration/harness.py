@@ -4,6 +4,7 @@ Everything here talks to the real components started by scripts/stack:
 PostgreSQL through psql, Kafka Connect through its REST API, strata
 through its command line.
 """
+import contextlib
 import json
 import os
 import re
@@ -52,6 +53,28 @@ def wait_until(what, fn, timeout=20.0, interval=0.1):
         if time.monotonic() > end:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def serve(env, s):
+    """`strata serve` on instance s's configuration and state, on a free
+    port: yields the port; stopped on leaving, and must exit 0."""
+    log = os.path.join(s.dir, "serve.log")
+    with open(log, "wb") as lf:
+        proc = subprocess.Popen([env.strata, "serve", "-c", s.conf,
+                                 "-X", "serve.listen=127.0.0.1:0",
+                                 "-X", "serve.metrics.listen="],
+                                stdout=lf, stderr=subprocess.STDOUT)
+    try:
+        def port():
+            with open(log) as f:
+                m = re.search(r"on port (\d+)", f.read())
+            return int(m.group(1)) if m else None
+        yield wait_until("strata serve to listen", port, 20)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        rc = proc.wait(20)
+    assert rc == 0, f"strata serve exited with {rc}"
 
 
 class Strata:

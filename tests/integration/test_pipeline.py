@@ -16,7 +16,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 import redis
 
-from harness import ROOT, Strata, pg_now_ms, psql, wait_until
+from harness import ROOT, Strata, pg_now_ms, psql, serve, wait_until
 
 RUN = uuid.uuid4().hex[:8]
 SCHEMAS = os.path.join(ROOT, "schemas")
@@ -306,22 +306,9 @@ def test_serve_answers_as_redis(env):
     """strata serve, beside the running pipeline on its state, answers
     HGETALL for every entity as Redis holds it (after the next LMDB
     commit), HGET/EXISTS/TYPE like Redis, and Redis's error texts."""
-    import re
-    import signal
     s = _setup(env)["main"]
     r = _setup(env)["redis"]
-    log = os.path.join(s.dir, "serve.log")
-    with open(log, "wb") as lf:
-        proc = subprocess.Popen([env.strata, "serve", "-c", s.conf,
-                                 "-X", "serve.listen=127.0.0.1:0",
-                                 "-X", "serve.metrics.listen="],
-                                stdout=lf, stderr=subprocess.STDOUT)
-    try:
-        def port():
-            with open(log) as f:
-                m = re.search(r"on port (\d+)", f.read())
-            return int(m.group(1)) if m else None
-        p = wait_until("strata serve to listen", port, 20)
+    with serve(env, s) as p:
         c = redis.Redis(port=p, decode_responses=True)
         keys = sorted(k for k in r.scan_iter(f"{s.prefix}:*", count=1000))
         assert len(keys) >= 5, keys
@@ -340,10 +327,6 @@ def test_serve_answers_as_redis(env):
         except redis.ResponseError as e:
             assert "unknown command 'SET'" in str(e), e
         assert c.ping()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        rc = proc.wait(20)
-    assert rc == 0, f"strata serve exited with {rc}"
     return f"{len(keys)} entities answered as Redis holds them"
 
 

@@ -27,7 +27,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 import redis
 
-from harness import ROOT, Strata, pg_now_ms, psql, wait_until
+from harness import ROOT, Strata, pg_now_ms, psql, serve, wait_until
 
 RUN = uuid.uuid4().hex[:6]
 N_EVENTS = int(os.environ.get("STRATA_RECOVERY_EVENTS", "100000"))
@@ -288,23 +288,9 @@ class _Watcher(threading.Thread):
 
 def _serve_hashes(env, s, keys):
     """Every key's HGETALL from `strata serve` on instance s's state."""
-    import re
-    log = os.path.join(s.dir, "serve.log")
-    with open(log, "wb") as lf:
-        proc = subprocess.Popen([env.strata, "serve", "-c", s.conf,
-                                 "-X", "serve.listen=127.0.0.1:0",
-                                 "-X", "serve.metrics.listen="],
-                                stdout=lf, stderr=subprocess.STDOUT)
-    try:
-        def port():
-            with open(log) as f:
-                m = re.search(r"on port (\d+)", f.read())
-            return int(m.group(1)) if m else None
-        c = redis.Redis(port=wait_until("strata serve to listen", port, 20))
+    with serve(env, s) as port:
+        c = redis.Redis(port=port)
         return {k: c.hgetall(s.prefix.encode() + k) for k in keys}
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0, "strata serve failed"
 
 
 def test_golden_run(env):
