@@ -1747,6 +1747,24 @@ static int end_open_transaction(st_pipeline_t *p, int cdc,
 }
 
 /*
+ * How long a transaction can stay open on a partition: the coordinator
+ * either completes what it acknowledged or aborts it at the producer's
+ * transaction.timeout.ms (librdkafka's default 60 s), looking every 10 s
+ * (transaction.abort.timed.out.transaction.cleanup.interval.ms); a
+ * restarted broker first loads its state. A wait shorter than that
+ * guesses, and a wrong guess doubles or loses a batch.
+ */
+static int settle_ms(const st_pipeline_t *p)
+{
+	const char *v = st_config_kafka_get(p->conf, "transaction.timeout.ms");
+	long timeout = v ? strtol(v, NULL, 10) : 60000;
+
+	if (timeout <= 0 || timeout > 900000)
+		timeout = 60000;
+	return (int)timeout + 60000;
+}
+
+/*
  * Whether the output of the transaction just committed is in Kafka, read
  * at one message it delivered: 1 (kept), 0 (lost, or it had no output),
  * or a negative error (cannot tell).
@@ -1767,7 +1785,7 @@ static int output_kept(st_pipeline_t *p, char *errstr, size_t errstr_size)
 		return ST_EKAFKA;
 	kept = st_kafka_message_committed(rk, p->probe_topic,
 					  p->probe_partition, p->probe_offset,
-					  15000, errstr, errstr_size);
+					  settle_ms(p), errstr, errstr_size);
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
 	return kept;
@@ -1834,8 +1852,9 @@ static int verify_kafka_commit(st_pipeline_t *p, int cdc,
 			goto out;
 		}
 		/* Cannot tell (the transaction still open on the output
-		 * partition): taken as lost, as the offsets say. */
-		st_log(ST_LOG_WARNING, "pipeline", "%s", errstr);
+		 * partition past the coordinator's own timeout: a hanging
+		 * transaction): taken as lost, as the offsets say. */
+		st_log(ST_LOG_ERR, "pipeline", "%s", errstr);
 	}
 	if (behind >= 0) {
 		const rd_kafka_topic_partition_t *s = &sent->elems[behind];
