@@ -661,7 +661,8 @@ void st_config_print_help(FILE *fp, int markdown)
 			"`auto.offset.reset=earliest`, "
 			"`isolation.level=read_committed`, "
 			"`session.timeout.ms=10000`, "
-			"`heartbeat.interval.ms=2000`; producers "
+			"`heartbeat.interval.ms=2000`, "
+			"`retry.backoff.ms=2`; producers "
 			"`enable.idempotence=true`, `linger.ms=5`, "
 			"`retry.backoff.ms=10`; both "
 			"`socket.nagle.disable=true`. |\n");

@@ -177,6 +177,38 @@ START_TEST(kafka_property_checked_by_librdkafka)
 }
 END_TEST
 
+/* The read-back of every commit waits inside rd_kafka_committed() at the
+ * consumer's retry.backoff.ms: strata's default must reach librdkafka
+ * (at librdkafka's own 100 ms every commit held the loop 100 ms), and a
+ * file's value must still win. */
+static void backoff_of(const char *text, st_kafka_role_t role,
+		       const char *want)
+{
+	st_config_t *conf;
+	char errstr[512], got[64];
+	size_t len = sizeof(got);
+	rd_kafka_t *rk;
+
+	ck_assert_int_eq(load(text, &conf, errstr, sizeof(errstr)), 0);
+	rk = st_kafka_new(conf, role, NULL, errstr, sizeof(errstr));
+	ck_assert_msg(rk != NULL, "%s", errstr);
+	ck_assert_int_eq(rd_kafka_conf_get(rd_kafka_conf(rk),
+					   "retry.backoff.ms", got, &len),
+			 RD_KAFKA_CONF_OK);
+	ck_assert_str_eq(got, want);
+	rd_kafka_destroy(rk);
+	st_config_destroy(conf);
+}
+
+START_TEST(kafka_retry_backoff_defaults)
+{
+	backoff_of("log.level = error\n", ST_KAFKA_CONSUMER, "2");
+	backoff_of("log.level = error\n", ST_KAFKA_PRODUCER, "10");
+	backoff_of("log.level = error\nkafka.retry.backoff.ms = 50\n",
+		   ST_KAFKA_CONSUMER, "50");
+}
+END_TEST
+
 START_TEST(durations_and_sizes)
 {
 	int64_t v;
@@ -249,6 +281,7 @@ int main(void)
 	tcase_add_test(tc, missing_file);
 	tcase_add_test(tc, set_and_override);
 	tcase_add_test(tc, kafka_property_checked_by_librdkafka);
+	tcase_add_test(tc, kafka_retry_backoff_defaults);
 	tcase_add_test(tc, durations_and_sizes);
 	tcase_add_test(tc, split_list);
 	tcase_add_test(tc, help_lists_every_key);
