@@ -78,6 +78,34 @@ static void collect_new(st_ingest_t *in, const rd_kafka_metadata_topic_t *mt,
 							  mt->partitions[p].id);
 }
 
+/*
+ * The heartbeat table carries progress, not data, and only its newest
+ * change counts: a partition is read from its last message, not through
+ * every heartbeat since the connector started (ten a second at the
+ * shipped heartbeat.interval.ms, which a fresh state would otherwise
+ * decode, hours of them, before its first join). The watermark stays
+ * proven: the prober reads every partition's end after that message.
+ * Unknown ends (the query failed) keep the position as it was.
+ */
+static void heartbeat_tail(st_ingest_t *in, rd_kafka_topic_partition_t *tp,
+			   cdc_part_t *p)
+{
+	int64_t lo, hi;
+	rd_kafka_resp_err_t rerr = rd_kafka_query_watermark_offsets(
+		in->rk, tp->topic, tp->partition, &lo, &hi, QUERY_TIMEOUT_MS);
+
+	if (rerr) {
+		st_log(ST_LOG_DEBUG, "cdc", "%s [%d]: end offsets: %s; read "
+		       "as stored", tp->topic, tp->partition,
+		       rd_kafka_err2str(rerr));
+		return;
+	}
+	if (hi - 1 > p->position && hi - 1 >= lo) {
+		p->position = hi - 1;
+		tp->offset = hi - 1;
+	}
+}
+
 int st_ingest_refresh(st_ingest_t *in, char *errstr, size_t errstr_size)
 {
 	const struct rd_kafka_metadata *md = NULL;
@@ -138,6 +166,9 @@ int st_ingest_refresh(st_ingest_t *in, char *errstr, size_t errstr_size)
 			tp->offset = RD_KAFKA_OFFSET_BEGINNING;
 			p->position = 0;
 		}
+		if (in->heartbeat_topic && !strcmp(tp->topic,
+						   in->heartbeat_topic))
+			heartbeat_tail(in, tp, p);
 		in->nparts++;
 		if (tp->offset < 0)
 			st_log(ST_LOG_INFO, "cdc", "reading %s [%d] from the "
