@@ -1,0 +1,71 @@
+"""Side by side: two or more strata binaries (or option sets) over one
+backlog, alternated, in one run (through bench/compare).
+
+Produces N transactions for 100,000 users to a fresh topic, then runs each
+variant over the whole backlog from a fresh state, REPS times, alternating
+the variants, and prints events per strata CPU-second for each run and the
+medians, with the ratio of each variant to the first. Uses bench/report.py's
+backlog and process helpers, so the figures are made as bench/run makes
+them.
+
+  bench/compare [-n N] [--reps R] VARIANT [VARIANT ...]
+
+A VARIANT is a strata binary, optionally followed by ,key=value settings:
+  build/src/strata  /tmp/strata-old  build/src/strata,state.vectors=false
+"""
+import argparse
+import importlib.util
+import os
+import statistics
+import sys
+
+
+def main():
+    p = argparse.ArgumentParser()
+    for a in ("root", "stack", "bootstrap", "registry", "model"):
+        p.add_argument(f"--{a}", required=True)
+    p.add_argument("--redis-port", type=int, required=True)
+    p.add_argument("-n", type=int, default=300000, help="backlog events")
+    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("variants", nargs="+")
+    a = p.parse_args()
+    spec = importlib.util.spec_from_file_location(
+        "report", os.path.join(a.root, "bench", "report.py"))
+    r = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(r)
+    r.A = argparse.Namespace(root=a.root, stack=a.stack, bootstrap=a.bootstrap,
+                             registry=a.registry, model=a.model,
+                             redis_port=a.redis_port, quick=False)
+    r.OUT = os.path.join(a.stack, "compare")
+    os.makedirs(os.path.join(r.OUT, "raw"), exist_ok=True)
+    variants = []
+    for v in a.variants:
+        binary, *settings = v.split(",")
+        extra = {"exactly.once": "true"}
+        extra.update(s.split("=", 1) for s in settings)
+        variants.append((v, os.path.abspath(binary), extra))
+    print("command: bench/compare -n %d --reps %d %s" % (a.n, a.reps, " ".join(a.variants)))
+    try:
+        topic, bare = r.backlog(a.n, 100000)
+        print(f"bare librdkafka consume of the backlog: {bare:,.0f} messages/s")
+        r.process_backlog(topic, a.n, {"exactly.once": "true"}, "warmup")
+        per_cpu = {v[0]: [] for v in variants}
+        for i in range(a.reps):
+            for j, (name, binary, extra) in enumerate(variants):
+                r.strata = lambda b=binary: b
+                res = r.process_backlog(topic, a.n, extra, f"v{j}-{i}")
+                per_cpu[name].append(res["per_cpu"])
+                print(f"run {i} {name}: {res['per_cpu']:,.0f} events per CPU-second, "
+                      f"{res['rate']:,.0f} events/s, CPU {res['cpu']:.2f} s", flush=True)
+        first = statistics.median(per_cpu[variants[0][0]])
+        for name, _, _ in variants:
+            m = statistics.median(per_cpu[name])
+            print(f"median {name}: {m:,.0f} events per CPU-second "
+                  f"({min(per_cpu[name]):,.0f}..{max(per_cpu[name]):,.0f}), "
+                  f"{m / first:.2f}x the first")
+    finally:
+        r.clean_up()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
