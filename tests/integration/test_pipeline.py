@@ -292,8 +292,11 @@ def test_metrics_scrape(env):
     for path, want in (("/healthz", 200), ("/readyz", 200)):
         with urllib.request.urlopen(base + path, timeout=10) as r:
             assert r.status == want, (path, r.status)
-    promtool = os.path.join(os.path.expanduser("~"), ".cache", "strata",
-                            "promtool-3.16.0", "bin", "promtool")
+    # scripts/test sets STRATA_PROMTOOL when scripts/install-promtool
+    # succeeded; the default is where that script puts it.
+    promtool = os.environ.get("STRATA_PROMTOOL") or os.path.join(
+        os.environ.get("STRATA_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "strata"),
+        "promtool-3.16.0", "bin", "promtool")
     if os.path.exists(promtool):
         r = subprocess.run([promtool, "check", "metrics"], input=text,
                            capture_output=True, text=True)
