@@ -16,6 +16,7 @@ A VARIANT is a strata binary, optionally followed by ,key=value settings:
 import argparse
 import importlib.util
 import os
+import shutil
 import statistics
 import sys
 
@@ -37,6 +38,8 @@ def main():
                              registry=a.registry, model=a.model,
                              redis_port=a.redis_port, quick=False)
     r.OUT = os.path.join(a.stack, "compare")
+    # Every run starts from a fresh state: nothing of an earlier compare.
+    shutil.rmtree(os.path.join(r.OUT, "raw"), ignore_errors=True)
     os.makedirs(os.path.join(r.OUT, "raw"), exist_ok=True)
     variants = []
     for v in a.variants:
@@ -49,22 +52,24 @@ def main():
         topic, bare = r.backlog(a.n, 100000)
         print(f"bare librdkafka consume of the backlog: {bare:,.0f} messages/s")
         r.process_backlog(topic, a.n, {"exactly.once": "true"}, "warmup")
-        per_cpu = {v[0]: [] for v in variants}
+        per_cpu = [[] for _ in variants]   # by position: A/A is allowed
         for i in range(a.reps):
             for j, (name, binary, extra) in enumerate(variants):
                 r.strata = lambda b=binary: b
                 res = r.process_backlog(topic, a.n, extra, f"v{j}-{i}")
-                per_cpu[name].append(res["per_cpu"])
-                print(f"run {i} {name}: {res['per_cpu']:,.0f} events per CPU-second, "
-                      f"{res['rate']:,.0f} events/s, CPU {res['cpu']:.2f} s", flush=True)
-        first = statistics.median(per_cpu[variants[0][0]])
-        for name, _, _ in variants:
-            m = statistics.median(per_cpu[name])
-            print(f"median {name}: {m:,.0f} events per CPU-second "
-                  f"({min(per_cpu[name]):,.0f}..{max(per_cpu[name]):,.0f}), "
+                per_cpu[j].append(res["per_cpu"])
+                print(f"run {i} variant {j + 1} {name}: {res['per_cpu']:,.0f} events per "
+                      f"CPU-second, {res['rate']:,.0f} events/s, CPU {res['cpu']:.2f} s",
+                      flush=True)
+        first = statistics.median(per_cpu[0])
+        for j, (name, _, _) in enumerate(variants):
+            m = statistics.median(per_cpu[j])
+            print(f"median variant {j + 1} {name}: {m:,.0f} events per CPU-second "
+                  f"({min(per_cpu[j]):,.0f}..{max(per_cpu[j]):,.0f}), "
                   f"{m / first:.2f}x the first")
     finally:
         r.clean_up()
+        shutil.rmtree(os.path.join(r.OUT, "raw"), ignore_errors=True)
 
 
 if __name__ == "__main__":

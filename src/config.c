@@ -94,7 +94,7 @@ static const conf_prop_t props[] = {
 	 "Change topic of the heartbeat table that the connector's "
 	 "heartbeat.action.query updates; its commit times advance the CDC "
 	 "watermark when the database is idle. Not stored; read from its last "
-	 "message, since only the newest counts. Empty disables it."},
+	 "few messages, since only the newest counts. Empty disables it."},
 	{"transactions.topic", CT_STR, OFF(transactions_topic),
 	 "strata.transactions", 0, 0, NULL,
 	 "Topic of the transaction events: Avro in the Confluent wire format, "

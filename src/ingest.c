@@ -19,6 +19,7 @@
 
 #define PROBE_INTERVAL_US 20000
 #define QUERY_TIMEOUT_MS 2000
+#define HEARTBEAT_QUERY_MS 10000
 
 typedef struct {
 	char *topic;
@@ -56,6 +57,8 @@ struct st_ingest {
 	int64_t *cand_targets;
 	size_t cand_n;
 	int64_t watermark;
+	unsigned rewinds;      /* st_ingest_rewind() calls: the prober probes
+				* again after one, for the same time too */
 };
 
 static cdc_part_t *find_part(st_ingest_t *in, const char *topic,
@@ -80,30 +83,38 @@ static void collect_new(st_ingest_t *in, const rd_kafka_metadata_topic_t *mt,
 
 /*
  * The heartbeat table carries progress, not data, and only its newest
- * change counts: a partition is read from its last message, not through
- * every heartbeat since the connector started (ten a second at the
- * shipped heartbeat.interval.ms, which a fresh state would otherwise
- * decode, hours of them, before its first join). The watermark stays
- * proven: the prober reads every partition's end after that message.
- * Unknown ends (the query failed) keep the position as it was.
+ * change counts: a partition is read from its last HEARTBEAT_TAIL
+ * offsets, not through every heartbeat since the connector started (ten
+ * a second at the shipped heartbeat.interval.ms, which a fresh state
+ * would otherwise decode, hours of them, before its first join). A few
+ * rather than one, so that a transaction marker at the end (a connector
+ * writing exactly-once) does not hide the newest heartbeat. The
+ * watermark stays proven: the prober reads every partition's end after
+ * the heartbeat it saw.
  */
-static void heartbeat_tail(st_ingest_t *in, rd_kafka_topic_partition_t *tp,
-			   cdc_part_t *p)
+#define HEARTBEAT_TAIL 16
+
+static int is_heartbeat(const st_ingest_t *in, const char *topic)
+{
+	return in->heartbeat_topic && !strcmp(topic, in->heartbeat_topic);
+}
+
+/* Where a heartbeat partition is read from: its end less HEARTBEAT_TAIL,
+ * or -1 when that is unknown (then it is read from where LMDB has it). */
+static int64_t heartbeat_start(st_ingest_t *in, const char *topic,
+			       int32_t partition)
 {
 	int64_t lo, hi;
 	rd_kafka_resp_err_t rerr = rd_kafka_query_watermark_offsets(
-		in->rk, tp->topic, tp->partition, &lo, &hi, QUERY_TIMEOUT_MS);
+		in->rk, topic, partition, &lo, &hi, HEARTBEAT_QUERY_MS);
 
 	if (rerr) {
-		st_log(ST_LOG_DEBUG, "cdc", "%s [%d]: end offsets: %s; read "
-		       "as stored", tp->topic, tp->partition,
-		       rd_kafka_err2str(rerr));
-		return;
+		st_log(ST_LOG_WARNING, "cdc", "%s [%d]: end offsets: %s; "
+		       "reading every heartbeat from the stored position",
+		       topic, partition, rd_kafka_err2str(rerr));
+		return -1;
 	}
-	if (hi - 1 > p->position && hi - 1 >= lo) {
-		p->position = hi - 1;
-		tp->offset = hi - 1;
-	}
+	return hi - HEARTBEAT_TAIL > lo ? hi - HEARTBEAT_TAIL : lo;
 }
 
 int st_ingest_refresh(st_ingest_t *in, char *errstr, size_t errstr_size)
@@ -137,6 +148,12 @@ int st_ingest_refresh(st_ingest_t *in, char *errstr, size_t errstr_size)
 	}
 	if (!add->cnt)
 		goto out;
+	/* Where the new heartbeat partitions start, asked before the lock
+	 * (the prober takes it), kept in the list's offsets meanwhile. */
+	for (int i = 0; i < add->cnt; i++)
+		add->elems[i].offset = is_heartbeat(in, add->elems[i].topic) ?
+			heartbeat_start(in, add->elems[i].topic,
+					add->elems[i].partition) : -1;
 	/* The prober reads the list under the lock: realloc under it too. */
 	pthread_mutex_lock(&in->lock);
 	np = realloc(in->parts, (in->nparts + (size_t)add->cnt) * sizeof(*np));
@@ -149,7 +166,7 @@ int st_ingest_refresh(st_ingest_t *in, char *errstr, size_t errstr_size)
 	for (int i = 0; i < add->cnt; i++) {
 		rd_kafka_topic_partition_t *tp = &add->elems[i];
 		cdc_part_t *p = &in->parts[in->nparts];
-		int64_t off;
+		int64_t off, tail = tp->offset;
 
 		p->topic = strdup(tp->topic);
 		p->partition = tp->partition;
@@ -166,9 +183,10 @@ int st_ingest_refresh(st_ingest_t *in, char *errstr, size_t errstr_size)
 			tp->offset = RD_KAFKA_OFFSET_BEGINNING;
 			p->position = 0;
 		}
-		if (in->heartbeat_topic && !strcmp(tp->topic,
-						   in->heartbeat_topic))
-			heartbeat_tail(in, tp, p);
+		if (tail > p->position) {
+			tp->offset = p->position = tail;
+			p->dirty = 1;
+		}
 		in->nparts++;
 		if (tp->offset < 0)
 			st_log(ST_LOG_INFO, "cdc", "reading %s [%d] from the "
@@ -209,6 +227,7 @@ static void *prober_main(void *arg)
 {
 	st_ingest_t *in = arg;
 	int64_t probed = -1;
+	unsigned rewinds = 0;
 
 	while (!atomic_load(&in->stop)) {
 		int64_t x = atomic_load(&in->newest), *targets;
@@ -220,6 +239,12 @@ static void *prober_main(void *arg)
 		pthread_mutex_lock(&in->lock);
 		busy = in->cand_ready;
 		n = in->nparts;
+		if (rewinds != in->rewinds) {
+			/* The watermark was reset: what was probed before
+			 * must be proven again, even with nothing newer. */
+			rewinds = in->rewinds;
+			probed = -1;
+		}
 		pthread_mutex_unlock(&in->lock);
 		if (x <= probed || busy || !n) {
 			usleep(PROBE_INTERVAL_US);
@@ -440,8 +465,7 @@ static int apply_message(st_ingest_t *in, rd_kafka_message_t *rkm,
 		stats->dead_letters++;
 		return dead_letter(in, &o, "decode", why, errstr, errstr_size);
 	}
-	if (m.kind == ST_CDC_CHANGE && in->heartbeat_topic &&
-	    !strcmp(topic, in->heartbeat_topic)) {
+	if (m.kind == ST_CDC_CHANGE && is_heartbeat(in, topic)) {
 		/* The heartbeat table: progress, not reference data. */
 		note_newest(in, m.ts_ms);
 		stats->heartbeats++;
@@ -567,8 +591,16 @@ int st_ingest_rewind(st_ingest_t *in, char *errstr, size_t errstr_size)
 		if (st_state_offset_get(in->st, p->topic, p->partition, &off,
 					NULL, NULL, 0))
 			off = RD_KAFKA_OFFSET_BEGINNING;
+		/* Heartbeats hold no state: the skip to the tail stands, and
+		 * the last one is read again for the watermark's sake. */
+		if (is_heartbeat(in, p->topic) &&
+		    p->position - 1 > (off < 0 ? 0 : off)) {
+			off = p->position - 1;
+			p->dirty = 1;
+		} else {
+			p->dirty = 0;
+		}
 		p->position = off < 0 ? 0 : off;
-		p->dirty = 0;
 		rd_kafka_topic_partition_list_add(l, p->topic, p->partition)
 			->offset = off;
 	}
@@ -577,6 +609,7 @@ int st_ingest_rewind(st_ingest_t *in, char *errstr, size_t errstr_size)
 	pthread_mutex_lock(&in->lock);
 	in->watermark = -1;
 	in->cand_ready = 0;
+	in->rewinds++;
 	pthread_mutex_unlock(&in->lock);
 	atomic_store(&in->newest, -1);
 	kerr = rd_kafka_seek_partitions(in->rk, l, 10000);

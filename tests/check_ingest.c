@@ -1,8 +1,9 @@
 /*
  * check_ingest.c -- the CDC consumer against librdkafka's mock cluster and
  * a temporary LMDB: change topics are read from the beginning (or the
- * position LMDB holds), the heartbeat table's topic from its last message
- * only, since only its newest change counts.
+ * position LMDB holds), the heartbeat table's topic from its last few
+ * messages only, since only its newest change counts, and the CDC
+ * watermark is still proven.
  */
 #include <check.h>
 #include <stdio.h>
@@ -97,15 +98,15 @@ static void teardown(void)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
-/* Reads until every partition is at its end; returns what was read. */
-static st_ingest_stats_t read_all(int64_t heartbeat_from)
-{
-	st_config_t *conf = st_config_new();
-	st_ingest_stats_t stats = {0};
-	st_ingest_t *in;
-	int64_t give_up = st_time_mono_us() + 20 * 1000000LL;
-	rd_kafka_topic_partition_list_t *pos;
+static st_config_t *conf;
 
+/* A CDC consumer over the mock cluster; heartbeat_from >= 0 stores that
+ * heartbeat position in LMDB first, as an earlier run would have. */
+static st_ingest_t *open_ingest(int64_t heartbeat_from)
+{
+	st_ingest_t *in;
+
+	conf = st_config_new();
 	ck_assert_ptr_nonnull(conf);
 	ck_assert_int_eq(st_config_set(conf, "kafka.bootstrap.servers",
 				       bootstraps, "test", 0, errstr,
@@ -124,15 +125,29 @@ static st_ingest_stats_t read_all(int64_t heartbeat_from)
 	}
 	ck_assert_msg(st_ingest_new(&in, conf, st, NULL, NULL, errstr,
 				    sizeof(errstr)) == 0, "%s", errstr);
+	return in;
+}
+
+static void close_ingest(st_ingest_t *in)
+{
+	st_ingest_destroy(in);
+	st_config_destroy(conf);
+}
+
+/* Reads until every partition is at its end, in one LMDB transaction
+ * left open; returns what was read. */
+static st_ingest_stats_t drain(st_ingest_t *in)
+{
+	st_ingest_stats_t stats = {0};
+	int64_t give_up = st_time_mono_us() + 20 * 1000000LL;
+
 	for (;;) {
 		int64_t users = -1, hb = -1;
 		int n = st_ingest_poll(in, 256, &stats, errstr, sizeof(errstr));
+		rd_kafka_topic_partition_list_t *pos =
+			rd_kafka_topic_partition_list_new(2);
 
 		ck_assert_msg(n >= 0, "%s", errstr);
-		if (n > 0)
-			ck_assert_int_eq(st_state_commit(st, errstr,
-							 sizeof(errstr)), 0);
-		pos = rd_kafka_topic_partition_list_new(2);
 		st_ingest_positions(in, pos);
 		for (int i = 0; i < pos->cnt; i++) {
 			if (!strcmp(pos->elems[i].topic, USERS))
@@ -142,45 +157,88 @@ static st_ingest_stats_t read_all(int64_t heartbeat_from)
 		}
 		rd_kafka_topic_partition_list_destroy(pos);
 		if (users == 3 && hb == HEARTBEATS)
-			break;
+			return stats;
 		ck_assert_msg(st_time_mono_us() < give_up, "positions stuck "
 			      "at users %lld, heartbeat %lld", (long long)users,
 			      (long long)hb);
 		if (!n)
 			usleep(10000);
 	}
-	if (stats.heartbeats)
-		ck_assert_int_eq(st_ingest_newest(in),
-				 FIRST_TS + 1000 + HEARTBEATS - 1);
-	st_ingest_destroy(in);
-	st_config_destroy(conf);
-	return stats;
 }
 
-START_TEST(heartbeats_from_the_last_one)
+/* The watermark reaches the newest heartbeat's commit time: the skip
+ * still proves it. */
+static void watermark_reaches_last_heartbeat(st_ingest_t *in)
 {
-	st_ingest_stats_t s = read_all(-1);
+	int64_t want = FIRST_TS + 1000 + HEARTBEATS - 1, w;
+	int64_t give_up = st_time_mono_us() + 20 * 1000000LL;
 
+	ck_assert_int_eq(st_ingest_newest(in), want);
+	while ((w = st_ingest_watermark(in)) != want) {
+		ck_assert_msg(st_time_mono_us() < give_up, "watermark %lld, "
+			      "want %lld", (long long)w, (long long)want);
+		usleep(10000);
+	}
+}
+
+START_TEST(heartbeats_from_the_tail)
+{
+	st_ingest_t *in = open_ingest(-1);
+	st_ingest_stats_t s = drain(in);
+
+	ck_assert_int_eq(st_state_commit(st, errstr, sizeof(errstr)), 0);
 	ck_assert_uint_eq(s.versions, 3);	/* changes: every one */
-	ck_assert_uint_eq(s.heartbeats, 1);	/* heartbeats: the newest */
+	ck_assert_uint_eq(s.heartbeats, 16);	/* heartbeats: the tail */
+	watermark_reaches_last_heartbeat(in);
+	close_ingest(in);
 }
 END_TEST
 
 START_TEST(stored_heartbeat_position_behind_skips_ahead)
 {
-	st_ingest_stats_t s = read_all(10);
+	st_ingest_t *in = open_ingest(10);
+	st_ingest_stats_t s = drain(in);
 
+	ck_assert_int_eq(st_state_commit(st, errstr, sizeof(errstr)), 0);
 	ck_assert_uint_eq(s.versions, 3);
-	ck_assert_uint_eq(s.heartbeats, 1);
+	ck_assert_uint_eq(s.heartbeats, 16);
+	watermark_reaches_last_heartbeat(in);
+	close_ingest(in);
 }
 END_TEST
 
-START_TEST(stored_heartbeat_position_at_the_end_stays)
+START_TEST(stored_heartbeat_position_near_the_end_stays)
 {
-	st_ingest_stats_t s = read_all(HEARTBEATS);
+	st_ingest_t *in = open_ingest(45);
+	st_ingest_stats_t s = drain(in);
 
+	ck_assert_int_eq(st_state_commit(st, errstr, sizeof(errstr)), 0);
 	ck_assert_uint_eq(s.versions, 3);
-	ck_assert_uint_eq(s.heartbeats, 0);
+	ck_assert_uint_eq(s.heartbeats, 5);
+	close_ingest(in);
+}
+END_TEST
+
+/* A batch aborted before its first commit rewinds the change topics to
+ * LMDB (the beginning: nothing stored), not the heartbeats back through
+ * the skipped history; the watermark, reset, is proven again from the
+ * same heartbeat, nothing newer arriving. */
+START_TEST(rewind_keeps_the_skip)
+{
+	st_ingest_t *in = open_ingest(-1);
+	st_ingest_stats_t s = drain(in);
+
+	ck_assert_uint_eq(s.heartbeats, 16);
+	watermark_reaches_last_heartbeat(in);	/* probed once already */
+	st_state_abort(st);
+	ck_assert_msg(st_ingest_rewind(in, errstr, sizeof(errstr)) == 0, "%s",
+		      errstr);
+	s = drain(in);
+	ck_assert_int_eq(st_state_commit(st, errstr, sizeof(errstr)), 0);
+	ck_assert_uint_eq(s.versions, 3);	/* applied again */
+	ck_assert_uint_eq(s.heartbeats, 1);	/* the last one again */
+	watermark_reaches_last_heartbeat(in);
+	close_ingest(in);
 }
 END_TEST
 
@@ -193,9 +251,10 @@ int main(void)
 
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
-	tcase_add_test(tc, heartbeats_from_the_last_one);
+	tcase_add_test(tc, heartbeats_from_the_tail);
 	tcase_add_test(tc, stored_heartbeat_position_behind_skips_ahead);
-	tcase_add_test(tc, stored_heartbeat_position_at_the_end_stays);
+	tcase_add_test(tc, stored_heartbeat_position_near_the_end_stays);
+	tcase_add_test(tc, rewind_keeps_the_skip);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
