@@ -17,7 +17,6 @@ import argparse
 import importlib.util
 import os
 import shutil
-import statistics
 import sys
 
 
@@ -61,12 +60,10 @@ def main():
                 print(f"run {i} variant {j + 1} {name}: {res['per_cpu']:,.0f} events per "
                       f"CPU-second, {res['rate']:,.0f} events/s, CPU {res['cpu']:.2f} s",
                       flush=True)
-        first = statistics.median(per_cpu[0])
+        first = r.med(per_cpu[0])
         for j, (name, _, _) in enumerate(variants):
-            m = statistics.median(per_cpu[j])
-            print(f"median variant {j + 1} {name}: {m:,.0f} events per CPU-second "
-                  f"({min(per_cpu[j]):,.0f}..{max(per_cpu[j]):,.0f}), "
-                  f"{m / first:.2f}x the first")
+            print(f"median variant {j + 1} {name}: {r.spread(per_cpu[j])} events per "
+                  f"CPU-second, {r.med(per_cpu[j]) / first:.2f}x the first")
     finally:
         r.clean_up()
         shutil.rmtree(os.path.join(r.OUT, "raw"), ignore_errors=True)

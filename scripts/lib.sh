@@ -88,3 +88,20 @@ build() {
 	make -C "$dir" -s -j"$(nproc)" >"$dir/make.log" 2>&1 ||
 		{ tail -n 40 "$dir/make.log" >&2; die "build failed in $dir (see $dir/make.log)"; }
 }
+
+# bench_exec SCRIPT [ARGS...]: runs bench/SCRIPT (Python, in the stack's
+# venv) against the local stack, after building strata and the benchmarks
+# and training the example model if missing; for bench/run and bench/compare.
+bench_exec() {
+	local script=$1
+	shift
+	"$ROOT/scripts/stack" status >/dev/null || die "the stack is not up: run scripts/stack up (or scripts/demo)"
+	build build
+	make -C "$ROOT/build" -s bench >/dev/null
+	mkdir -p "$STACK_DIR/models"
+	[ -f "$STACK_DIR/models/fraud.onnx" ] ||
+		"$VENV/bin/python" "$ROOT/examples/train_fraud_model.py" --out "$STACK_DIR/models/fraud.onnx" >/dev/null
+	exec "$VENV/bin/python" "$ROOT/bench/$script" \
+		--root "$ROOT" --stack "$STACK_DIR" --bootstrap "$BOOTSTRAP" --registry "$REGISTRY_URL" \
+		--redis-port "$REDIS_PORT" --model "$STACK_DIR/models/fraud.onnx" "$@"
+}
