@@ -8,7 +8,7 @@
  *       registered in the real registry) keyed by user, at RATE events/s
  *       (0: as fast as possible); event time = produce time - lag.
  *   bench_pipeline freshness -n COUNT -R RATE [-U FIRST_USER] [--lag-ms MS]
- *                            [--kafka]
+ *                            [--kafka | --split]
  *       produces COUNT events for COUNT distinct users at RATE, and times
  *       each from just before produce to the Redis keyspace notification
  *       of its feature hash: p50 / p99 / p999 (-o FILE: every latency,
@@ -17,7 +17,10 @@
  *       seen, sent_ms on CLOCK_MONOTONIC). With --kafka the same
  *       events are timed to their arrival at a plain librdkafka consumer
  *       of the topic instead: the broker's own produce-to-consume time,
- *       the floor under strata's freshness.
+ *       the floor under strata's freshness. With --split both at once:
+ *       each event's freshness is split into its Kafka part (produce to
+ *       the plain consumer) and the rest (that consumer to Redis), and
+ *       the timeline gets a third column, the Kafka part.
  *   bench_pipeline consume   -n COUNT
  *       the bare librdkafka consume rate of the same topic (from the
  *       beginning, a fresh group), for comparison.
@@ -49,14 +52,14 @@
 static struct {
 	const char *bootstrap, *topic, *registry, *schema, *redis_host,
 		   *prefix, *group, *out, *timeline;
-	int redis_port, unique, kafka;
+	int redis_port, unique, kafka, split;
 	uint64_t count, users, first_user, seed;
 	double rate;
 	int64_t lag_ms, timeout_s;
 } opt = {
 	"127.0.0.1:19092", "strata.transactions",
 	"http://127.0.0.1:18081/apis/ccompat/v7", "schemas/transaction.avsc",
-	"127.0.0.1", "strata:user", "strata", NULL, NULL, 16379, 0, 0, 100000, 1000, 1, 1,
+	"127.0.0.1", "strata:user", "strata", NULL, NULL, 16379, 0, 0, 0, 100000, 1000, 1, 1,
 	0, 0, 600
 };
 
@@ -220,17 +223,19 @@ static int cmd_produce(void)
 
 static int64_t *sent_us;          /* per event index, produce time */
 static int64_t *lat_us;           /* per event index, latency or -1 */
-static atomic_int listening;
+static int64_t *klat_us;          /* --split: to the plain consumer, or -1 */
+static atomic_int listening;      /* listener threads ready */
 static atomic_int done;
 
-/* The event of `user` was seen at `now`: its latency, the first time. */
-static void arrived(uint64_t user, int64_t now)
+/* The event of `user` was seen at `now`: its latency in lat, the first
+ * time. */
+static void arrived(int64_t *lat, uint64_t user, int64_t now)
 {
 	uint64_t i = user - opt.first_user;
 
-	if (user >= opt.first_user && i < opt.count && lat_us[i] < 0 &&
+	if (user >= opt.first_user && i < opt.count && lat[i] < 0 &&
 	    sent_us[i] > 0)
-		lat_us[i] = now - sent_us[i];
+		lat[i] = now - sent_us[i];
 }
 
 static void *listener(void *arg)
@@ -249,7 +254,7 @@ static void *listener(void *arg)
 	snprintf(pattern, sizeof(pattern), "__keyspace@0__:%s:*", opt.prefix);
 	r = redisCommand(c, "PSUBSCRIBE %s", pattern);
 	freeReplyObject(r);
-	atomic_store(&listening, 1);
+	atomic_fetch_add(&listening, 1);
 	while (!atomic_load(&done) && redisGetReply(c, (void **)&r) == REDIS_OK) {
 		int64_t now = st_time_mono_us();
 
@@ -259,7 +264,8 @@ static void *listener(void *arg)
 			const char *key = strstr(ch, "__:");
 
 			if (key && strlen(key + 3) > plen)
-				arrived(strtoull(key + 3 + plen, NULL, 10),
+				arrived(lat_us,
+					strtoull(key + 3 + plen, NULL, 10),
 					now);
 		}
 		freeReplyObject(r);
@@ -333,7 +339,7 @@ static void *kafka_listener(void *arg)
 			rd_kafka_message_destroy(m);
 	}
 	rd_kafka_topic_partition_list_destroy(l);
-	atomic_store(&listening, 1);
+	atomic_fetch_add(&listening, 1);
 	while (!atomic_load(&done)) {
 		rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 100);
 		int64_t now = st_time_mono_us();
@@ -345,7 +351,8 @@ static void *kafka_listener(void *arg)
 
 			memcpy(key, m->key, m->key_len);
 			key[m->key_len] = '\0';
-			arrived(strtoull(key, NULL, 10), now);
+			arrived(opt.split ? klat_us : lat_us,
+				strtoull(key, NULL, 10), now);
 		}
 		rd_kafka_message_destroy(m);
 	}
@@ -361,18 +368,54 @@ static int cmp_i64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Sorts the n values of v and prints " p50 .., p99 .., p999 .., max .."
+ * in ms (nothing when n is 0). */
+static void print_quantiles(int64_t *v, uint64_t n)
+{
+	qsort(v, n, sizeof(*v), cmp_i64);
+	if (n)
+		printf(", p50 %.3f ms, p99 %.3f ms, p999 %.3f ms, max %.3f ms",
+		       (double)v[n / 2] / 1000,
+		       (double)v[(size_t)((double)n * 0.99)] / 1000,
+		       (double)v[(size_t)((double)n * 0.999)] / 1000,
+		       (double)v[n - 1] / 1000);
+}
+
+/* --split: the Kafka part and the rest of the events seen by both. */
+static void print_split(int64_t *v)
+{
+	uint64_t n = 0;
+
+	for (uint64_t i = 0; i < opt.count; i++)
+		if (lat_us[i] >= 0 && klat_us[i] >= 0)
+			v[n++] = klat_us[i];
+	printf("  Kafka part (produce to a plain consumer of the topic): %"
+	       PRIu64 " events", n);
+	print_quantiles(v, n);
+	n = 0;
+	for (uint64_t i = 0; i < opt.count; i++)
+		if (lat_us[i] >= 0 && klat_us[i] >= 0)
+			v[n++] = lat_us[i] - klat_us[i];
+	printf("\n  the rest (that consumer to the Redis notification)");
+	print_quantiles(v, n);
+	printf("\n");
+}
+
 static int cmd_freshness(void)
 {
 	uint64_t seen = 0, unnotified = 0;
-	pthread_t th;
+	pthread_t th, kth;
 	producer_t p;
 	int64_t t0, *v;
 
 	sent_us = calloc(opt.count, sizeof(*sent_us));
 	lat_us = malloc(opt.count * sizeof(*lat_us));
+	klat_us = malloc(opt.count * sizeof(*klat_us));
 	v = malloc(opt.count * sizeof(*v));
 	for (uint64_t i = 0; i < opt.count; i++)
-		lat_us[i] = -1;
+		lat_us[i] = klat_us[i] = -1;
+	if (opt.split)
+		opt.kafka = 0;
 	producer_init(&p);
 	/* One event outside the timed range first: the producer's
 	 * connection and idempotence id are not part of the latency. */
@@ -380,7 +423,9 @@ static int cmd_freshness(void)
 	rd_kafka_flush(p.rk, 30000);
 	pthread_create(&th, NULL, opt.kafka ? kafka_listener : listener,
 		       NULL);
-	while (!atomic_load(&listening))
+	if (opt.split)
+		pthread_create(&kth, NULL, kafka_listener, NULL);
+	while (atomic_load(&listening) < 1 + opt.split)
 		usleep(1000);
 	t0 = st_time_mono_us();
 	for (uint64_t i = 0; i < opt.count; i++) {
@@ -422,6 +467,8 @@ static int cmd_freshness(void)
 		redisFree(c);
 	}
 	pthread_join(th, NULL);
+	if (opt.split)
+		pthread_join(kth, NULL);
 	seen = 0;
 	for (uint64_t i = 0; i < opt.count; i++)
 		if (lat_us[i] >= 0)
@@ -441,10 +488,13 @@ static int cmd_freshness(void)
 
 		if (!fp)
 			die("cannot write %s", opt.timeline);
-		for (uint64_t i = 0; i < opt.count; i++)
-			fprintf(fp, "%.3f %" PRId64 "\n",
-				(double)sent_us[i] / 1000.0,
+		for (uint64_t i = 0; i < opt.count; i++) {
+			fprintf(fp, "%.3f %" PRId64, (double)sent_us[i] / 1000.0,
 				lat_us[i]);
+			if (opt.split)
+				fprintf(fp, " %" PRId64, klat_us[i]);
+			fprintf(fp, "\n");
+		}
 		fclose(fp);
 	}
 	printf("%s at %.0f events/s (event time = produce time - %"
@@ -454,13 +504,10 @@ static int cmd_freshness(void)
 	if (unnotified)
 		printf(" (%" PRIu64 " more in Redis, their notification not "
 		       "seen within 10 s)", unnotified);
-	if (seen)
-		printf(", p50 %.3f ms, p99 %.3f ms, p999 %.3f ms, max %.3f ms",
-		       (double)v[seen / 2] / 1000,
-		       (double)v[(size_t)((double)seen * 0.99)] / 1000,
-		       (double)v[(size_t)((double)seen * 0.999)] / 1000,
-		       (double)v[seen - 1] / 1000);
+	print_quantiles(v, seen);
 	printf("\n");
+	if (opt.split)
+		print_split(v);
 	rd_kafka_destroy(p.rk);
 	st_avro_encoder_free(p.enc);
 	return seen == opt.count ? 0 : 1;
@@ -574,6 +621,7 @@ int main(int argc, char **argv)
 		{"lag-ms", required_argument, NULL, 2},
 		{"kafka", no_argument, NULL, 3},
 		{"timeline", required_argument, NULL, 4},
+		{"split", no_argument, NULL, 5},
 		{NULL, 0, NULL, 0}
 	};
 	const char *cmd;
@@ -608,6 +656,7 @@ int main(int argc, char **argv)
 		case 2: opt.lag_ms = atoll(optarg); break;
 		case 3: opt.kafka = 1; break;
 		case 4: opt.timeline = optarg; break;
+		case 5: opt.split = 1; break;
 		default: return 2;
 		}
 	}

@@ -8,7 +8,15 @@ medians, with the ratio of each variant to the first. Uses bench/report.py's
 backlog and process helpers, so the figures are made as bench/run makes
 them.
 
-  bench/compare [-n N] [--reps R] VARIANT [VARIANT ...]
+With --freshness RATE, each variant instead runs caught up on a topic of
+its own, and N events are timed at RATE events/s from produce to their
+feature hash in Redis (as bench/run's freshness figure, split into the
+Kafka part and the rest), alternated with the same events timed to a plain
+consumer of a topic with strata idle (Kafka's own produce-to-consume time,
+the floor); p50 / p99 / p999, machine idle and cores used per process, per
+run and medians.
+
+  bench/compare [-n N] [--reps R] [--freshness RATE] VARIANT [VARIANT ...]
 
 A VARIANT is a strata binary, optionally followed by ,key=value settings:
   build/src/strata  /tmp/strata-old  build/src/strata,state.vectors=false
@@ -27,6 +35,8 @@ def main():
     p.add_argument("--redis-port", type=int, required=True)
     p.add_argument("-n", type=int, default=300000, help="backlog events")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--freshness", type=int, metavar="RATE",
+                   help="time N events at RATE events/s to Redis instead")
     p.add_argument("variants", nargs="+")
     a = p.parse_args()
     spec = importlib.util.spec_from_file_location(
@@ -46,8 +56,11 @@ def main():
         extra = {"exactly.once": "true"}
         extra.update(s.split("=", 1) for s in settings)
         variants.append((v, os.path.abspath(binary), extra))
-    print("command: bench/compare -n %d --reps %d %s" % (a.n, a.reps, " ".join(a.variants)))
+    print("command: bench/compare -n %d --reps %d%s %s" % (
+        a.n, a.reps, f" --freshness {a.freshness}" if a.freshness else "", " ".join(a.variants)))
     try:
+        if a.freshness:
+            return freshness(r, a, variants)
         topic, bare = r.backlog(a.n, 100000)
         print(f"bare librdkafka consume of the backlog: {bare:,.0f} messages/s")
         r.process_backlog(topic, a.n, {"exactly.once": "true"}, "warmup")
@@ -67,6 +80,56 @@ def main():
     finally:
         r.clean_up()
         shutil.rmtree(os.path.join(r.OUT, "raw"), ignore_errors=True)
+
+
+def freshness(r, a, variants):
+    """Freshness at a.freshness events/s per variant, and Kafka's floor."""
+    names = ["kafka (floor)"] + [name for name, _, _ in variants]
+    got = {name: [] for name in names}
+    ktopic = r.empty_topic("floor")
+    r.freshness(None, ktopic, 5000, 15000, 90_000_000, 1000)
+    user = 100_000_000
+    for i in range(a.reps):
+        res = r.freshness(None, ktopic, a.freshness, a.n, user, 1000)
+        user += a.n
+        got[names[0]].append(res)
+        print(f"run {i} {names[0]}: p50 {res['p50']:.2f} ms, p99 {res['p99']:.2f} ms, "
+              f"p999 {res['p999']:.2f} ms; machine idle {res['idle']:.0%}; cores used: "
+              f"Kafka {res['cpu']['kafka']:.2f}, Redis {res['cpu']['redis']:.2f}", flush=True)
+        for j, (name, binary, extra) in enumerate(variants):
+            r.strata = lambda b=binary: b
+            s = r.Strata(f"f{j}-{i}", r.empty_topic(f"f{j}-{i}"),
+                         {"scorer.model": a.model, **extra})
+            r.warm_up(s, user)
+            user += 15000
+            before = s.metrics()
+            res = r.freshness(s, s.topic, a.freshness, a.n, user, 1000, split=True)
+            after = s.metrics()
+            user += a.n
+            s.stop()
+            commits = (after.get("strata_lmdb_commit_seconds_count", 0)
+                       - before.get("strata_lmdb_commit_seconds_count", 0))
+            lmdb_ms = 1000 * (after.get("strata_lmdb_commit_seconds_sum", 0)
+                              - before.get("strata_lmdb_commit_seconds_sum", 0)) / max(commits, 1)
+            got[name].append(res)
+            print(f"run {i} variant {j + 1} {name}: {res['seen']} of {res['n']} seen, "
+                  f"p50 {res['p50']:.2f} ms, p99 {res['p99']:.2f} ms, p999 {res['p999']:.2f} ms "
+                  f"(Kafka part p99 {res.get('kafka_part', {}).get('p99', float('nan')):.2f} ms, "
+                  f"the rest {res.get('rest', {}).get('p99', float('nan')):.2f} ms); machine idle {res['idle']:.0%}; "
+                  f"strata's loop running {res.get('main_running', float('nan')):.0%}, waiting for a core "
+                  f"{res.get('main_waiting', float('nan')):.0%}; "
+                  f"cores used: strata {res['cpu']['strata']:.2f}, Kafka {res['cpu']['kafka']:.2f}, "
+                  f"Redis {res['cpu']['redis']:.2f}; "
+                  f"{commits:.0f} LMDB commits, {lmdb_ms:.2f} ms each on average", flush=True)
+    floor = r.med([x["p99"] for x in got[names[0]]])
+    for name in names:
+        p50, p99, p999 = ([x[q] for x in got[name]] for q in ("p50", "p99", "p999"))
+        cores = " ".join(f"{k} {r.med([x['cpu'][k] for x in got[name]]):.2f}"
+                         for k in ("strata", "kafka", "redis") if k in got[name][0]["cpu"])
+        print(f"median {name}: p50 {r.spread(p50, '{:.2f}')} ms, p99 {r.spread(p99, '{:.2f}')} ms, "
+              f"p999 {r.spread(p999, '{:.2f}')} ms; p99 {r.med(p99) / floor:.2f}x Kafka's; "
+              f"cores used: {cores}")
+    return 0
 
 
 if __name__ == "__main__":
