@@ -8,7 +8,7 @@
  *       registered in the real registry) keyed by user, at RATE events/s
  *       (0: as fast as possible); event time = produce time - lag.
  *   bench_pipeline freshness -n COUNT -R RATE [-U FIRST_USER] [--lag-ms MS]
- *                            [--kafka | --split]
+ *                            [--kafka | --split] [--linger-ms MS]
  *       produces COUNT events for COUNT distinct users at RATE, and times
  *       each from just before produce to the Redis keyspace notification
  *       of its feature hash: p50 / p99 / p999 (-o FILE: every latency,
@@ -21,6 +21,9 @@
  *       each event's freshness is split into its Kafka part (produce to
  *       the plain consumer) and the rest (that consumer to Redis), and
  *       the timeline gets a third column, the Kafka part.
+ *       The generator produces with linger.ms=0 (each event sent as soon
+ *       as possible) unless --linger-ms says otherwise; the latency is
+ *       still timed from just before produce, the linger included.
  *   bench_pipeline consume   -n COUNT
  *       the bare librdkafka consume rate of the same topic (from the
  *       beginning, a fresh group), for comparison.
@@ -51,7 +54,7 @@
 
 static struct {
 	const char *bootstrap, *topic, *registry, *schema, *redis_host,
-		   *prefix, *group, *out, *timeline;
+		   *prefix, *group, *out, *timeline, *linger;
 	int redis_port, unique, kafka, split;
 	uint64_t count, users, first_user, seed;
 	double rate;
@@ -59,7 +62,7 @@ static struct {
 } opt = {
 	"127.0.0.1:19092", "strata.transactions",
 	"http://127.0.0.1:18081/apis/ccompat/v7", "schemas/transaction.avsc",
-	"127.0.0.1", "strata:user", "strata", NULL, NULL, 16379, 0, 0, 0, 100000, 1000, 1, 1,
+	"127.0.0.1", "strata:user", "strata", NULL, NULL, NULL, 16379, 0, 0, 0, 100000, 1000, 1, 1,
 	0, 0, 600
 };
 
@@ -123,8 +126,8 @@ static void producer_init(producer_t *p)
 	st_registry_destroy(reg);
 	free(json);
 	rd_kafka_conf_set(c, "bootstrap.servers", opt.bootstrap, NULL, 0);
-	rd_kafka_conf_set(c, "linger.ms", opt.rate > 0 && opt.rate <= 50000 ?
-			  "0" : "5", NULL, 0);
+	rd_kafka_conf_set(c, "linger.ms", opt.linger ? opt.linger :
+			  opt.rate > 0 && opt.rate <= 50000 ? "0" : "5", NULL, 0);
 	rd_kafka_conf_set(c, "queue.buffering.max.messages", "1000000", NULL, 0);
 	rd_kafka_conf_set(c, "enable.idempotence", "true", NULL, 0);
 	rd_kafka_conf_set(c, "socket.nagle.disable", "true", NULL, 0);
@@ -134,8 +137,11 @@ static void producer_init(producer_t *p)
 		die("producer: %s", errstr);
 }
 
-/* Produces event i for user u; returns the produce time (us, monotonic). */
-static int64_t produce_one(producer_t *p, uint64_t i, uint64_t user)
+/* Produces event i for user u. The produce time (us, monotonic) goes into
+ * *sent (when not NULL) before the event is handed to librdkafka: a
+ * listener may see the event before producev() returns. */
+static void produce_one(producer_t *p, uint64_t i, uint64_t user,
+			int64_t *sent)
 {
 	static const char *const channels[] = {"web", "mobile", "pos", "atm"};
 	char txn[48], dev[32], key[24];
@@ -171,6 +177,8 @@ static int64_t produce_one(producer_t *p, uint64_t i, uint64_t user)
 		die("encode: %s", errstr);
 	snprintf(key, sizeof(key), "%" PRIu64, user);
 	t0 = st_time_mono_us();
+	if (sent)
+		__atomic_store_n(sent, t0, __ATOMIC_RELEASE);
 	while (rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(opt.topic),
 				 RD_KAFKA_V_KEY(key, strlen(key)),
 				 RD_KAFKA_V_VALUE(buf, len),
@@ -179,7 +187,6 @@ static int64_t produce_one(producer_t *p, uint64_t i, uint64_t user)
 	       RD_KAFKA_RESP_ERR__QUEUE_FULL)
 		rd_kafka_poll(p->rk, 5);
 	rd_kafka_poll(p->rk, 0);
-	return t0;
 }
 
 /* Paces a loop to opt.rate events/s. */
@@ -207,7 +214,7 @@ static int cmd_produce(void)
 			     opt.first_user + next_rand() % opt.users;
 
 		pace(t0, i);
-		produce_one(&p, i, u);
+		produce_one(&p, i, u, NULL);
 	}
 	rd_kafka_flush(p.rk, 60000);
 	t1 = st_time_mono_us();
@@ -232,10 +239,13 @@ static atomic_int done;
 static void arrived(int64_t *lat, uint64_t user, int64_t now)
 {
 	uint64_t i = user - opt.first_user;
+	int64_t sent;
 
-	if (user >= opt.first_user && i < opt.count && lat[i] < 0 &&
-	    sent_us[i] > 0)
-		lat[i] = now - sent_us[i];
+	if (user < opt.first_user || i >= opt.count || lat[i] >= 0)
+		return;
+	sent = __atomic_load_n(&sent_us[i], __ATOMIC_ACQUIRE);
+	if (sent > 0)
+		lat[i] = now - sent;
 }
 
 static void *listener(void *arg)
@@ -419,7 +429,7 @@ static int cmd_freshness(void)
 	producer_init(&p);
 	/* One event outside the timed range first: the producer's
 	 * connection and idempotence id are not part of the latency. */
-	produce_one(&p, opt.count, opt.first_user + opt.count);
+	produce_one(&p, opt.count, opt.first_user + opt.count, NULL);
 	rd_kafka_flush(p.rk, 30000);
 	pthread_create(&th, NULL, opt.kafka ? kafka_listener : listener,
 		       NULL);
@@ -430,7 +440,7 @@ static int cmd_freshness(void)
 	t0 = st_time_mono_us();
 	for (uint64_t i = 0; i < opt.count; i++) {
 		pace(t0, i);
-		sent_us[i] = produce_one(&p, i, opt.first_user + i);
+		produce_one(&p, i, opt.first_user + i, &sent_us[i]);
 	}
 	rd_kafka_flush(p.rk, 60000);
 	/* Wait for stragglers: up to 10 s after the last produce. */
@@ -622,6 +632,7 @@ int main(int argc, char **argv)
 		{"kafka", no_argument, NULL, 3},
 		{"timeline", required_argument, NULL, 4},
 		{"split", no_argument, NULL, 5},
+		{"linger-ms", required_argument, NULL, 6},
 		{NULL, 0, NULL, 0}
 	};
 	const char *cmd;
@@ -657,6 +668,7 @@ int main(int argc, char **argv)
 		case 3: opt.kafka = 1; break;
 		case 4: opt.timeline = optarg; break;
 		case 5: opt.split = 1; break;
+		case 6: opt.linger = optarg; break;
 		default: return 2;
 		}
 	}

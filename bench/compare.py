@@ -14,9 +14,11 @@ feature hash in Redis (as bench/run's freshness figure, split into the
 Kafka part and the rest), alternated with the same events timed to a plain
 consumer of a topic with strata idle (Kafka's own produce-to-consume time,
 the floor); p50 / p99 / p999, machine idle and cores used per process, per
-run and medians.
+run and medians. --linger 0,1 repeats all of it with the generator at each
+linger.ms, alternated within every repetition.
 
-  bench/compare [-n N] [--reps R] [--freshness RATE] VARIANT [VARIANT ...]
+  bench/compare [-n N] [--reps R] [--freshness RATE [--linger MS[,MS...]]]
+                VARIANT [VARIANT ...]
 
 A VARIANT is a strata binary, optionally followed by ,key=value settings:
   build/src/strata  /tmp/strata-old  build/src/strata,state.vectors=false
@@ -37,6 +39,9 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--freshness", type=int, metavar="RATE",
                    help="time N events at RATE events/s to Redis instead")
+    p.add_argument("--linger", default="0", metavar="MS[,MS...]",
+                   help="with --freshness: the generator's linger.ms, or several, "
+                        "each run in every repetition (default 0)")
     p.add_argument("variants", nargs="+")
     a = p.parse_args()
     spec = importlib.util.spec_from_file_location(
@@ -56,8 +61,10 @@ def main():
         extra = {"exactly.once": "true"}
         extra.update(s.split("=", 1) for s in settings)
         variants.append((v, os.path.abspath(binary), extra))
-    print("command: bench/compare -n %d --reps %d%s %s" % (
-        a.n, a.reps, f" --freshness {a.freshness}" if a.freshness else "", " ".join(a.variants)))
+    print("command: bench/compare -n %d --reps %d%s%s %s" % (
+        a.n, a.reps, f" --freshness {a.freshness}" if a.freshness else "",
+        f" --linger {a.linger}" if a.linger != "0" else "", " ".join(a.variants)))
+    a.linger = [int(x) for x in a.linger.split(",")]
     try:
         if a.freshness:
             return freshness(r, a, variants)
@@ -83,27 +90,35 @@ def main():
 
 
 def freshness(r, a, variants):
-    """Freshness at a.freshness events/s per variant, and Kafka's floor."""
-    names = ["kafka (floor)"] + [name for name, _, _ in variants]
-    got = {name: [] for name in names}
+    """Freshness at a.freshness events/s per variant and generator linger,
+    and Kafka's floor at each linger."""
+    runs = []   # (name, linger, binary or None, extra), in the order run
+    for linger in a.linger:
+        tag = f" [generator linger.ms={linger}]" if len(a.linger) > 1 else ""
+        runs.append(("kafka (floor)" + tag, linger, None, None))
+        runs += [(name + tag, linger, binary, extra) for name, binary, extra in variants]
+    got = {name: [] for name, _, _, _ in runs}
     ktopic = r.empty_topic("floor")
     r.freshness(None, ktopic, 5000, 15000, 90_000_000, 1000)
     user = 100_000_000
     for i in range(a.reps):
-        res = r.freshness(None, ktopic, a.freshness, a.n, user, 1000)
-        user += a.n
-        got[names[0]].append(res)
-        print(f"run {i} {names[0]}: p50 {res['p50']:.2f} ms, p99 {res['p99']:.2f} ms, "
-              f"p999 {res['p999']:.2f} ms; machine idle {res['idle']:.0%}; cores used: "
-              f"Kafka {res['cpu']['kafka']:.2f}, Redis {res['cpu']['redis']:.2f}", flush=True)
-        for j, (name, binary, extra) in enumerate(variants):
+        for j, (name, linger, binary, extra) in enumerate(runs):
+            if binary is None:
+                res = r.freshness(None, ktopic, a.freshness, a.n, user, 1000, linger=linger)
+                user += a.n
+                got[name].append(res)
+                print(f"run {i} {name}: p50 {res['p50']:.2f} ms, p99 {res['p99']:.2f} ms, "
+                      f"p999 {res['p999']:.2f} ms; machine idle {res['idle']:.0%}; cores used: "
+                      f"Kafka {res['cpu']['kafka']:.2f}, Redis {res['cpu']['redis']:.2f}", flush=True)
+                continue
             r.strata = lambda b=binary: b
             s = r.Strata(f"f{j}-{i}", r.empty_topic(f"f{j}-{i}"),
                          {"scorer.model": a.model, **extra})
             r.warm_up(s, user)
             user += 15000
             before = s.metrics()
-            res = r.freshness(s, s.topic, a.freshness, a.n, user, 1000, split=True)
+            res = r.freshness(s, s.topic, a.freshness, a.n, user, 1000, split=True,
+                              linger=linger)
             after = s.metrics()
             user += a.n
             s.stop()
@@ -112,7 +127,7 @@ def freshness(r, a, variants):
             lmdb_ms = 1000 * (after.get("strata_lmdb_commit_seconds_sum", 0)
                               - before.get("strata_lmdb_commit_seconds_sum", 0)) / max(commits, 1)
             got[name].append(res)
-            print(f"run {i} variant {j + 1} {name}: {res['seen']} of {res['n']} seen, "
+            print(f"run {i} {name}: {res['seen']} of {res['n']} seen, "
                   f"p50 {res['p50']:.2f} ms, p99 {res['p99']:.2f} ms, p999 {res['p999']:.2f} ms "
                   f"(Kafka part p99 {res.get('kafka_part', {}).get('p99', float('nan')):.2f} ms, "
                   f"the rest {res.get('rest', {}).get('p99', float('nan')):.2f} ms); machine idle {res['idle']:.0%}; "
@@ -121,13 +136,13 @@ def freshness(r, a, variants):
                   f"cores used: strata {res['cpu']['strata']:.2f}, Kafka {res['cpu']['kafka']:.2f}, "
                   f"Redis {res['cpu']['redis']:.2f}; "
                   f"{commits:.0f} LMDB commits, {lmdb_ms:.2f} ms each on average", flush=True)
-    floor = r.med([x["p99"] for x in got[names[0]]])
-    for name in names:
+    floor = r.med([x["p99"] for x in got[runs[0][0]]])
+    for name, _, _, _ in runs:
         p50, p99, p999 = ([x[q] for x in got[name]] for q in ("p50", "p99", "p999"))
         cores = " ".join(f"{k} {r.med([x['cpu'][k] for x in got[name]]):.2f}"
                          for k in ("strata", "kafka", "redis") if k in got[name][0]["cpu"])
         print(f"median {name}: p50 {r.spread(p50, '{:.2f}')} ms, p99 {r.spread(p99, '{:.2f}')} ms, "
-              f"p999 {r.spread(p999, '{:.2f}')} ms; p99 {r.med(p99) / floor:.2f}x Kafka's; "
+              f"p999 {r.spread(p999, '{:.2f}')} ms; p99 {r.med(p99) / floor:.2f}x the first floor's; "
               f"cores used: {cores}")
     return 0
 
