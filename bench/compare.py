@@ -108,7 +108,7 @@ def freshness(r, a, variants):
                 user += a.n
                 got[name].append(res)
                 print(f"run {i} {name}: p50 {res['p50']:.2f} ms, p99 {res['p99']:.2f} ms, "
-                      f"p999 {res['p999']:.2f} ms; machine idle {res['idle']:.0%}; cores used: "
+                      f"p999 {res['p999']:.2f} ms; machine idle {res['idle']:.0%} (stolen {res['steal']:.0%}); cores used: "
                       f"Kafka {res['cpu']['kafka']:.2f}, Redis {res['cpu']['redis']:.2f}", flush=True)
                 continue
             r.strata = lambda b=binary: b
@@ -130,7 +130,7 @@ def freshness(r, a, variants):
             print(f"run {i} {name}: {res['seen']} of {res['n']} seen, "
                   f"p50 {res['p50']:.2f} ms, p99 {res['p99']:.2f} ms, p999 {res['p999']:.2f} ms "
                   f"(Kafka part p99 {res.get('kafka_part', {}).get('p99', float('nan')):.2f} ms, "
-                  f"the rest {res.get('rest', {}).get('p99', float('nan')):.2f} ms); machine idle {res['idle']:.0%}; "
+                  f"the rest {res.get('rest', {}).get('p99', float('nan')):.2f} ms); machine idle {res['idle']:.0%} (stolen {res['steal']:.0%}); "
                   f"strata's loop running {res.get('main_running', float('nan')):.0%}, waiting for a core "
                   f"{res.get('main_waiting', float('nan')):.0%}; "
                   f"cores used: strata {res['cpu']['strata']:.2f}, Kafka {res['cpu']['kafka']:.2f}, "

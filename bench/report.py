@@ -291,7 +291,8 @@ def freshness(s, topic, rate, n, first_user, lag_ms, save=None, split=False, lin
            "p99": float(m.group(5)) if m.group(5) else float("nan"),
            "p999": float(m.group(6)) if m.group(6) else float("nan"),
            "cpu": {k: (after[k] - before[k]) / dt for k in after},
-           "idle": (idle1[0] - idle0[0]) / max(idle1[1] - idle0[1], 1)}
+           "idle": (idle1[0] - idle0[0]) / max(idle1[1] - idle0[1], 1),
+           "steal": (idle1[2] - idle0[2]) / max(idle1[1] - idle0[1], 1)}
     if sched0 and sched1:
         res["main_running"] = (sched1[0] - sched0[0]) / 1e9 / dt
         res["main_waiting"] = (sched1[1] - sched0[1]) / 1e9 / dt
@@ -314,10 +315,12 @@ def main_thread_sched(pid):
 
 
 def machine_idle():
-    """(idle + iowait jiffies, all jiffies) of every core, from /proc/stat."""
+    """(idle + iowait jiffies, all jiffies, steal jiffies) of every core,
+    from /proc/stat. Steal is time the hypervisor gave this machine's
+    cores to someone else."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:9]]
-    return v[3] + v[4], sum(v)
+    return v[3] + v[4], sum(v), v[7]
 
 
 def warm_up(s, first_user):
@@ -554,7 +557,7 @@ def report(asof, online, scorer, pipe, files, serve):
       "librdkafka consumer instead (`bench_pipeline freshness --kafka`). The generator produces with "
       "`linger.ms=0` and its producer is connected before the first timed event.")
     w("")
-    w("| run | p50 ms | p99 ms | p999 ms | seen | Kafka part p50 / p99 ms | the rest p50 / p99 ms | machine idle | cores used: strata / Kafka / Redis | strata's loop: running / waiting for a core |")
+    w("| run | p50 ms | p99 ms | p999 ms | seen | Kafka part p50 / p99 ms | the rest p50 / p99 ms | machine idle (stolen) | cores used: strata / Kafka / Redis | strata's loop: running / waiting for a core |")
     w("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for label, key in (("exactly.once = true, event time 1 s behind the clock", "fresh_true"),
                        ("exactly.once = false, event time 1 s behind the clock", "fresh_false"),
@@ -569,14 +572,15 @@ def report(asof, online, scorer, pipe, files, serve):
         c = f["cpu"]
         w(f"| {label} | {f['p50']:.2f} | {f['p99']:.2f} | {f['p999']:.2f} | {seen_of(f)} | "
           + (f"{kp['p50']:.2f} / {kp['p99']:.2f} | {rest['p50']:.2f} / {rest['p99']:.2f}" if kp else "- | -")
-          + f" | {f['idle']:.0%} | {c.get('strata', 0):.2f} / {c.get('kafka', 0):.2f} / {c.get('redis', 0):.2f} | "
+          + f" | {f['idle']:.0%} ({f['steal']:.0%}) | {c.get('strata', 0):.2f} / {c.get('kafka', 0):.2f} / {c.get('redis', 0):.2f} | "
           + (f"{f['main_running']:.0%} / {f['main_waiting']:.0%}" if "main_running" in f else "-") + " |")
     w("")
     w("The Kafka part is each event's produce-to-consume time at a plain read_committed consumer of the "
       "topic running beside strata in the same run (`bench_pipeline freshness --split`; that consumer is "
       "load on the broker the Kafka-alone row does not have), the rest is from there to the Redis "
       "notification; each column's quantiles are taken on their own, so they do not add up. Machine idle "
-      "is the share of both cores idle during the run; cores used are per process. The `linger.ms=1` rows "
+      "is the share of both cores idle during the run, stolen the share the hypervisor gave to other "
+      "machines (/proc/stat); cores used are per process. The `linger.ms=1` rows "
       "let the generator batch for up to 1 ms (timed from before produce all the same): its thousands of "
       "one-event produce requests a second are much of the broker's load. The last column is "
       "the share of the run strata's pipeline thread spent on a core and runnable but waiting for one "
