@@ -552,8 +552,8 @@ def report(asof, online, scorer, pipe, files, serve):
     w("")
     w("Events for distinct users at 20,000 events/s, timed from just before `produce` to the Redis keyspace "
       "notification of the user's hash (the model scores every event). Each run has a topic of its own, "
-      "empty when strata starts, and 3 s at 5,000 events/s of warm-up, not counted, before it. The last row "
-      "is the floor under any consumer of the topic on this machine: the same generator, timed to a plain "
+      "empty when strata starts, and 3 s at 5,000 events/s of warm-up, not counted, before it. The Kafka-alone "
+      "rows are the floor under any consumer of the topic on this machine: the same generator, timed to a plain "
       "librdkafka consumer instead (`bench_pipeline freshness --kafka`). The generator produces with "
       "`linger.ms=0` and its producer is connected before the first timed event.")
     w("")
@@ -584,7 +584,7 @@ def report(asof, online, scorer, pipe, files, serve):
       "let the generator batch for up to 1 ms (timed from before produce all the same): its thousands of "
       "one-event produce requests a second are much of the broker's load. The last column is "
       "the share of the run strata's pipeline thread spent on a core and runnable but waiting for one "
-      "(the kernel's schedstat): waiting is time no code of strata's can win back.")
+      "(the kernel's schedstat).")
     w("")
     if "freshness" in files:
         w(f"![freshness]({files['freshness']})")
