@@ -39,9 +39,10 @@ def main():
     p.add_argument("--reps", type=int, default=3)
     p.add_argument("--freshness", type=int, metavar="RATE",
                    help="time N events at RATE events/s to Redis instead")
-    p.add_argument("--linger", default="0", metavar="MS[,MS...]",
+    p.add_argument("--linger", metavar="MS[,MS...]",
                    help="with --freshness: the generator's linger.ms, or several, "
-                        "each run in every repetition (default 0)")
+                        "each run in every repetition (default: bench_pipeline's, 0 up "
+                        "to 50,000 events/s)")
     p.add_argument("variants", nargs="+")
     a = p.parse_args()
     spec = importlib.util.spec_from_file_location(
@@ -63,8 +64,8 @@ def main():
         variants.append((v, os.path.abspath(binary), extra))
     print("command: bench/compare -n %d --reps %d%s%s %s" % (
         a.n, a.reps, f" --freshness {a.freshness}" if a.freshness else "",
-        f" --linger {a.linger}" if a.linger != "0" else "", " ".join(a.variants)))
-    a.linger = [int(x) for x in a.linger.split(",")]
+        f" --linger {a.linger}" if a.linger else "", " ".join(a.variants)))
+    a.linger = [int(x) for x in a.linger.split(",")] if a.linger else [None]
     try:
         if a.freshness:
             return freshness(r, a, variants)
@@ -89,6 +90,12 @@ def main():
         shutil.rmtree(os.path.join(r.OUT, "raw"), ignore_errors=True)
 
 
+def cores(res, name):
+    """The cores process `name` used in a freshness run, or "?" (no pid file)."""
+    v = res["cpu"].get(name)
+    return "?" if v is None else f"{v:.2f}"
+
+
 def freshness(r, a, variants):
     """Freshness at a.freshness events/s per variant and generator linger,
     and Kafka's floor at each linger."""
@@ -109,7 +116,7 @@ def freshness(r, a, variants):
                 got[name].append(res)
                 print(f"run {i} {name}: p50 {res['p50']:.2f} ms, p99 {res['p99']:.2f} ms, "
                       f"p999 {res['p999']:.2f} ms; machine idle {res['idle']:.0%} (stolen {res['steal']:.0%}); cores used: "
-                      f"Kafka {res['cpu']['kafka']:.2f}, Redis {res['cpu']['redis']:.2f}", flush=True)
+                      f"Kafka {cores(res, 'kafka')}, Redis {cores(res, 'redis')}", flush=True)
                 continue
             r.strata = lambda b=binary: b
             s = r.Strata(f"f{j}-{i}", r.empty_topic(f"f{j}-{i}"),
@@ -133,17 +140,18 @@ def freshness(r, a, variants):
                   f"the rest {res.get('rest', {}).get('p99', float('nan')):.2f} ms); machine idle {res['idle']:.0%} (stolen {res['steal']:.0%}); "
                   f"strata's loop running {res.get('main_running', float('nan')):.0%}, waiting for a core "
                   f"{res.get('main_waiting', float('nan')):.0%}; "
-                  f"cores used: strata {res['cpu']['strata']:.2f}, Kafka {res['cpu']['kafka']:.2f}, "
-                  f"Redis {res['cpu']['redis']:.2f}; "
+                  f"cores used: strata {cores(res, 'strata')}, Kafka {cores(res, 'kafka')}, "
+                  f"Redis {cores(res, 'redis')}; "
                   f"{commits:.0f} LMDB commits, {lmdb_ms:.2f} ms each on average", flush=True)
-    floor = r.med([x["p99"] for x in got[runs[0][0]]])
-    for name, _, _, _ in runs:
+    floors = {linger: r.med([x["p99"] for x in got[name]])
+              for name, linger, binary, _ in runs if binary is None}
+    for name, linger, _, _ in runs:
         p50, p99, p999 = ([x[q] for x in got[name]] for q in ("p50", "p99", "p999"))
-        cores = " ".join(f"{k} {r.med([x['cpu'][k] for x in got[name]]):.2f}"
-                         for k in ("strata", "kafka", "redis") if k in got[name][0]["cpu"])
+        used = " ".join(f"{k} {r.med([x['cpu'][k] for x in got[name]]):.2f}"
+                        for k in ("strata", "kafka", "redis") if k in got[name][0]["cpu"])
         print(f"median {name}: p50 {r.spread(p50, '{:.2f}')} ms, p99 {r.spread(p99, '{:.2f}')} ms, "
-              f"p999 {r.spread(p999, '{:.2f}')} ms; p99 {r.med(p99) / floor:.2f}x the first floor's; "
-              f"cores used: {cores}")
+              f"p999 {r.spread(p999, '{:.2f}')} ms; p99 {r.med(p99) / floors[linger]:.2f}x Kafka's "
+              f"at the same linger; cores used: {used}")
     return 0
 
 
