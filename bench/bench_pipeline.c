@@ -395,21 +395,22 @@ static void print_quantiles(int64_t *v, uint64_t n)
 /* --split: the Kafka part and the rest of the events seen by both. */
 static void print_split(int64_t *v)
 {
-	uint64_t n = 0;
+	static const char *const label[] = {
+		"  Kafka part (produce to a plain consumer of the topic)",
+		"  the rest (that consumer to the Redis notification)"
+	};
 
-	for (uint64_t i = 0; i < opt.count; i++)
-		if (lat_us[i] >= 0 && klat_us[i] >= 0)
-			v[n++] = klat_us[i];
-	printf("  Kafka part (produce to a plain consumer of the topic): %"
-	       PRIu64 " events", n);
-	print_quantiles(v, n);
-	n = 0;
-	for (uint64_t i = 0; i < opt.count; i++)
-		if (lat_us[i] >= 0 && klat_us[i] >= 0)
-			v[n++] = lat_us[i] - klat_us[i];
-	printf("\n  the rest (that consumer to the Redis notification)");
-	print_quantiles(v, n);
-	printf("\n");
+	for (int rest = 0; rest < 2; rest++) {
+		uint64_t n = 0;
+
+		for (uint64_t i = 0; i < opt.count; i++)
+			if (lat_us[i] >= 0 && klat_us[i] >= 0)
+				v[n++] = rest ? lat_us[i] - klat_us[i] :
+					 klat_us[i];
+		printf("%s: %" PRIu64 " events", label[rest], n);
+		print_quantiles(v, n);
+		printf("\n");
+	}
 }
 
 static int cmd_freshness(void)

@@ -12,7 +12,7 @@ With --freshness RATE, each variant instead runs caught up on a topic of
 its own, and N events are timed at RATE events/s from produce to their
 feature hash in Redis (as bench/run's freshness figure, split into the
 Kafka part and the rest), alternated with the same events timed to a plain
-consumer of a topic with strata idle (Kafka's own produce-to-consume time,
+consumer of a topic with no strata running (Kafka's own produce-to-consume time,
 the floor); p50 / p99 / p999, machine idle and cores used per process, per
 run and medians. --linger 0,1 repeats all of it with the generator at each
 linger.ms, alternated within every repetition.

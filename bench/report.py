@@ -569,11 +569,9 @@ def report(asof, online, scorer, pipe, files, serve):
         if not f:
             continue
         kp, rest = f.get("kafka_part"), f.get("rest")
-        if not rest:
-            kp = None
         c = f["cpu"]
         w(f"| {label} | {f['p50']:.2f} | {f['p99']:.2f} | {f['p999']:.2f} | {seen_of(f)} | "
-          + (f"{kp['p50']:.2f} / {kp['p99']:.2f} | {rest['p50']:.2f} / {rest['p99']:.2f}" if kp else "- | -")
+          + (f"{kp['p50']:.2f} / {kp['p99']:.2f} | {rest['p50']:.2f} / {rest['p99']:.2f}" if kp and rest else "- | -")
           + f" | {f['idle']:.0%} ({f['steal']:.0%}) | {c.get('strata', 0):.2f} / {c.get('kafka', 0):.2f} / {c.get('redis', 0):.2f} | "
           + (f"{f['main_running']:.0%} / {f['main_waiting']:.0%}" if "main_running" in f else "-") + " |")
     w("")
