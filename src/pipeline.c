@@ -354,11 +354,10 @@ static int cache_get(st_pipeline_t *p, const char *key, size_t klen,
 {
 	uint64_t h = key_hash(key, klen);
 	st_state_entity_t rec;
-	wentry_t *e;
-	int err;
-
 	uint32_t *slot;
+	wentry_t *e;
 	char *kcopy;
+	int err;
 
 	if ((err = cache_grow(p)))
 		return err;
