@@ -231,6 +231,18 @@ static uint64_t key_hash(const char *k, size_t n)
 	return st_window_hash(k, n) | 1;
 }
 
+/* Puts entry number num (from 0) with hash h into an index of cap cells
+ * (a power of two, never full) of entry numbers + 1, 0 marking an empty
+ * cell: the window cache's and the batch's vectors'. */
+static void index_put(uint32_t *index, size_t cap, uint64_t h, size_t num)
+{
+	size_t j = h & (cap - 1);
+
+	while (index[j])
+		j = (j + 1) & (cap - 1);
+	index[j] = (uint32_t)num + 1;
+}
+
 /* Entry number i of the window cache. */
 static inline wentry_t *cache_at(const st_pipeline_t *p, size_t i)
 {
@@ -276,13 +288,8 @@ static int cache_grow(st_pipeline_t *p)
 			return ST_ENOMEM;
 		if (!(ni = calloc(ncap, sizeof(*ni))))
 			return ST_ENOMEM;
-		for (size_t i = 0; i < p->cache_count; i++) {
-			size_t j = cache_at(p, i)->hash & (ncap - 1);
-
-			while (ni[j])
-				j = (j + 1) & (ncap - 1);
-			ni[j] = (uint32_t)i + 1;
-		}
+		for (size_t i = 0; i < p->cache_count; i++)
+			index_put(ni, ncap, cache_at(p, i)->hash, i);
 		free(p->cache_index);
 		p->cache_index = ni;
 		p->cache_cap = ncap;
@@ -972,13 +979,8 @@ static int vmap_grow(st_pipeline_t *p)
 
 	if (!nm)
 		return ST_ENOMEM;
-	for (size_t i = 0; i < p->nvecs; i++) {
-		size_t j = p->vecs[i].hash & (ncap - 1);
-
-		while (nm[j])
-			j = (j + 1) & (ncap - 1);
-		nm[j] = (uint32_t)i + 1;
-	}
+	for (size_t i = 0; i < p->nvecs; i++)
+		index_put(nm, ncap, p->vecs[i].hash, i);
 	free(p->vmap);
 	p->vmap = nm;
 	p->vmap_cap = ncap;
