@@ -1,6 +1,7 @@
 /* error.c -- descriptions of strata's error codes. */
 #include "error.h"
 
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,10 +57,16 @@ typedef struct {
 	long countdown;
 } point_t;
 
+/* Points are reached from the pipeline's loop and its commit thread. */
+static pthread_mutex_t point_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* 1 when `name` is the point the variable `var` names, reached for the
  * N-th time now. */
 static int point_reached(point_t *pt, const char *var, const char *name)
 {
+	int hit;
+
+	pthread_mutex_lock(&point_lock);
 	if (!pt->init) {
 		const char *env = getenv(var);
 		const char *colon;
@@ -73,9 +80,9 @@ static int point_reached(point_t *pt, const char *var, const char *name)
 			pt->countdown = colon ? atol(colon + 1) : 1;
 		}
 	}
-	if (!pt->want[0] || strcmp(pt->want, name))
-		return 0;
-	return --pt->countdown == 0;
+	hit = pt->want[0] && !strcmp(pt->want, name) && --pt->countdown == 0;
+	pthread_mutex_unlock(&point_lock);
+	return hit;
 }
 
 void st_crash_point(const char *name)

@@ -7,7 +7,9 @@
 #include <inttypes.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,6 +101,27 @@ typedef struct {
 	int quiet;                 /* answered before a crash: no output */
 } score_row_t;
 
+/* A Kafka output held while a commit is in flight: its key, then its
+ * value, at off in the held bytes. */
+typedef struct {
+	const char *topic;         /* the configuration's string */
+	size_t off, klen, vlen;
+} held_t;
+
+/* The Kafka half of a commit (exactly.once): what it sends, and on the
+ * commit thread, how it went. */
+typedef struct {
+	pthread_t thread;
+	int running;               /* handed to the thread, not yet joined */
+	atomic_int done;           /* the thread is finished */
+	int err;
+	char errstr[1024];
+	rd_kafka_topic_partition_list_t *sent, *cdc;
+	rd_kafka_consumer_group_metadata_t *gmd, *cdc_gmd;
+	int moved;                 /* read back under the stream's group */
+	uint64_t redis;            /* Redis queues the batch's writes are in */
+} kcommit_t;
+
 /* An entity in memory: its window state and the vector kept for it in
  * LMDB (vecrec.h; vec_len 0: none), written together (state.h). */
 typedef struct {
@@ -167,7 +190,7 @@ struct st_pipeline {
 	int txn_open;
 	int txn_abort_again;     /* an abort failed retriably: call it again */
 	int quiet;                  /* the entry in hand was answered before */
-	int fatal;                  /* an error that stops the loop */
+	atomic_int fatal;           /* an error that stops the loop */
 	uint64_t undelivered;       /* delivery failures since the last commit */
 	/* One message the open transaction delivered (probe_offset -1: none
 	 * yet): whether Kafka kept the transaction can be read there. */
@@ -176,6 +199,13 @@ struct st_pipeline {
 	int64_t probe_offset;
 	int64_t batch_start_us;
 	size_t batch_events;
+	/* The commit thread's: while it runs, the next batch goes on in
+	 * memory, its Kafka output held, nothing written to LMDB. */
+	kcommit_t kc;
+	held_t *held;
+	size_t nheld, held_cap;
+	char *hbuf;
+	size_t hlen, hcap;
 	void *compact_cursor;
 	size_t compact_cursor_len;
 	int64_t compact_at_us;
@@ -189,6 +219,7 @@ struct st_pipeline {
 	 * the queue in flight */
 	int64_t fresh[FRESH_MAX], fresh_sent[FRESH_MAX];
 	size_t fresh_n, fresh_sent_n;
+	uint64_t redis_sent, redis_acked;   /* Redis queues sent, answered */
 
 	/* this batch's vectors for Redis */
 	vec_t *vecs;
@@ -851,6 +882,10 @@ static int consume(st_pipeline_t *p, char *errstr, size_t errstr_size)
 	}
 	if (p->fatal) {
 		rd_kafka_topic_partition_list_destroy(rewind);
+		if (!err)   /* set elsewhere: the commit thread, a rebalance */
+			st_seterr(errstr, errstr_size, p->fatal, "stopping "
+				  "after a fatal error (%s)",
+				  st_strerror(p->fatal));
 		return p->fatal;
 	}
 	if (p->blocked) {
@@ -875,14 +910,12 @@ static int consume(st_pipeline_t *p, char *errstr, size_t errstr_size)
 
 /* Produces, waiting while librdkafka's queue is full. Returns 0 or
  * ST_EKAFKA (the batch must not commit). */
-static int produce_retry(st_pipeline_t *p, const char *topic,
-			 const void *key, size_t klen, const void *val,
-			 size_t vlen, char *errstr, size_t errstr_size)
+static int produce_now(st_pipeline_t *p, const char *topic, const void *key,
+		       size_t klen, const void *val, size_t vlen,
+		       char *errstr, size_t errstr_size)
 {
 	rd_kafka_resp_err_t err;
 
-	if (p->quiet || p->opts.replay)
-		return 0;
 	while ((err = rd_kafka_producev(p->producer, RD_KAFKA_V_TOPIC(topic),
 			RD_KAFKA_V_KEY((void *)key, klen),
 			RD_KAFKA_V_VALUE((void *)val, vlen),
@@ -896,6 +929,85 @@ static int produce_retry(st_pipeline_t *p, const char *topic,
 				 rd_kafka_err2str(err));
 	return 0;
 }
+
+/* Keeps an output for the next transaction: the one open is committing. */
+static int hold_output(st_pipeline_t *p, const char *topic, const void *key,
+		       size_t klen, const void *val, size_t vlen)
+{
+	held_t *h;
+
+	if (p->nheld == p->held_cap) {
+		size_t n = p->held_cap ? p->held_cap * 2 : 256;
+		held_t *nh = realloc(p->held, n * sizeof(*nh));
+
+		if (!nh)
+			return ST_ENOMEM;
+		p->held = nh;
+		p->held_cap = n;
+	}
+	if (p->hlen + klen + vlen > p->hcap) {
+		size_t n = p->hcap ? p->hcap : 65536;
+		char *nb;
+
+		while (n < p->hlen + klen + vlen)
+			n *= 2;
+		if (!(nb = realloc(p->hbuf, n)))
+			return ST_ENOMEM;
+		p->hbuf = nb;
+		p->hcap = n;
+	}
+	h = &p->held[p->nheld++];
+	h->topic = topic;
+	h->off = p->hlen;
+	h->klen = klen;
+	h->vlen = vlen;
+	if (klen)
+		memcpy(p->hbuf + p->hlen, key, klen);
+	if (vlen)
+		memcpy(p->hbuf + p->hlen + klen, val, vlen);
+	p->hlen += klen + vlen;
+	return 0;
+}
+
+/* Produces the outputs held while the previous transaction committed
+ * into the one now open. */
+static int release_held(st_pipeline_t *p, char *errstr, size_t errstr_size)
+{
+	for (size_t k = 0; k < p->nheld; k++) {
+		const held_t *h = &p->held[k];
+		int err = produce_now(p, h->topic, p->hbuf + h->off, h->klen,
+				      p->hbuf + h->off + h->klen, h->vlen,
+				      errstr, errstr_size);
+
+		if (err)
+			return err;
+	}
+	p->nheld = 0;
+	p->hlen = 0;
+	return 0;
+}
+
+/* Produces an output of the batch, or holds it while the previous
+ * batch's transaction commits. */
+static int produce_retry(st_pipeline_t *p, const char *topic,
+			 const void *key, size_t klen, const void *val,
+			 size_t vlen, char *errstr, size_t errstr_size)
+{
+	int err;
+
+	if (p->quiet || p->opts.replay)
+		return 0;
+	if (!p->kc.running)
+		return produce_now(p, topic, key, klen, val, vlen, errstr,
+				   errstr_size);
+	if ((err = hold_output(p, topic, key, klen, val, vlen)))
+		return st_seterr(errstr, errstr_size, err, "holding output "
+				 "for %s: %s", topic, st_strerror(err));
+	return 0;
+}
+
+static int commit_collect(st_pipeline_t *p, char *errstr,
+			  size_t errstr_size);
 
 static st_dlq_reason_t reason_of(const char *reason)
 {
@@ -918,6 +1030,11 @@ static int send_dead_letter(st_pipeline_t *p, pending_t *e, char *errstr,
 	st_metrics_counter_inc(p->obs->dlq[reason_of(e->reason)]);
 	if (p->quiet || p->opts.replay)
 		return 0;
+	/* Rare: waits for the transaction in flight instead of holding. */
+	if (p->kc.running &&
+	    ((err = commit_collect(p, errstr, errstr_size)) ||
+	     (err = st_state_begin(p->st, errstr, errstr_size))))
+		return err;
 	st_log(ST_LOG_WARNING, "pipeline", "%s [%d] @%" PRId64 ": %s: %s; "
 	       "sent to %s", o.topic, o.partition, o.offset, e->reason,
 	       e->message, p->conf->dlq_topic);
@@ -1280,15 +1397,32 @@ static int online_done(st_pipeline_t *p, st_online_t *o, int64_t *fresh,
 	return err;
 }
 
+/* Reads Redis's replies up to queue number upto: written before LMDB
+ * says the batch is done. */
+static int redis_answered(st_pipeline_t *p, uint64_t upto, char *errstr,
+			  size_t errstr_size)
+{
+	int err;
+
+	if (!p->in_flight || p->redis_acked >= upto)
+		return 0;
+	err = online_done(p, p->in_flight, p->fresh_sent, &p->fresh_sent_n,
+			  errstr, errstr_size);
+	if (!err) {
+		p->in_flight = NULL;
+		p->redis_acked = p->redis_sent;
+	}
+	return err;
+}
+
 /*
- * Formats the batch's vectors and queues them. With sync, sends them to
- * Redis and reads the replies; without, sends them and returns, and the
- * next call reads the replies (Redis works while the next pass runs). A
- * queue in flight is always finished first. The online store keeps what
- * it could not send and resends it next time.
+ * Formats the batch's vectors, queues them, sends them to Redis and
+ * returns: the next call reads the replies (Redis works while the next
+ * pass runs), or redis_answered(). A queue in flight is always finished
+ * first. The online store keeps what it could not send and resends it
+ * next time.
  */
-static int flush_online(st_pipeline_t *p, int sync, char *errstr,
-			size_t errstr_size)
+static int flush_online(st_pipeline_t *p, char *errstr, size_t errstr_size)
 {
 	size_t nf = st_features_count(p->f);
 	int64_t t0;
@@ -1350,18 +1484,10 @@ static int flush_online(st_pipeline_t *p, int sync, char *errstr,
 		memset(p->vmap, 0, p->vmap_cap * sizeof(*p->vmap));
 	t0 = st_time_mono_us();
 	/* The queue in flight first (its replies), then this pass's. */
-	if (p->in_flight) {
-		err = online_done(p, p->in_flight, p->fresh_sent,
-				  &p->fresh_sent_n, errstr, errstr_size);
-		if (!err)
-			p->in_flight = NULL;
-	}
+	err = redis_answered(p, p->redis_sent, errstr, errstr_size);
 	if (!err && st_online_pending(p->online)) {
-		if (sync) {
-			err = online_done(p, p->online, p->fresh, &p->fresh_n,
-					  errstr, errstr_size);
-		} else if (!(err = st_online_send(p->online, errstr,
-						  errstr_size))) {
+		if (!(err = st_online_send(p->online, errstr, errstr_size))) {
+			p->redis_sent++;
 			p->in_flight = p->online;
 			p->online = p->online_spare;
 			p->online_spare = p->in_flight;
@@ -1634,7 +1760,8 @@ static int process_ready(st_pipeline_t *p, char *errstr, size_t errstr_size)
 			st_metrics_counter_inc(p->obs->late);
 		}
 		if (e->kind == K_EVENT && e->event_time > cdc_wm) {
-			if (now - e->arrived_us <
+			/* CDC is not read while a commit is in flight. */
+			if (p->kc.running || now - e->arrived_us <
 			    p->conf->join_max_wait_ms * 1000)
 				break;   /* the CDC stream has not passed it */
 			stale = 1;
@@ -1918,47 +2045,57 @@ out:
 	return err;
 }
 
-/* Sends the batch's input positions into the Kafka transaction and
- * commits it: outputs and offsets become visible together. */
-static int commit_kafka_txn(st_pipeline_t *p, char *errstr,
+/*
+ * The Kafka half of a commit, on the loop's thread: the batch's input
+ * positions and the groups they commit under. The transaction stream's
+ * positions under the group the consumer is a member of (while it has
+ * partitions: between assignments its generation is not valid), the CDC
+ * positions under the CDC consumer's group, which has no members.
+ */
+static void kafka_commit_prepare(st_pipeline_t *p)
+{
+	kcommit_t *kc = &p->kc;
+
+	kc->sent = p->nparts ? txn_positions(p) : NULL;
+	kc->gmd = p->nparts ? rd_kafka_consumer_group_metadata(p->consumer) :
+			      NULL;
+	kc->cdc = rd_kafka_topic_partition_list_new(8);
+	st_ingest_positions(p->in, kc->cdc);
+	kc->cdc_gmd = st_ingest_group_metadata(p->in);
+	/* Read back under the transaction stream's group when its
+	 * positions moved (the transaction is atomic: that proves all of
+	 * it), else under the CDC group. */
+	kc->moved = 0;
+	for (int i = 0; kc->sent && i < kc->sent->cnt && !kc->moved; i++)
+		kc->moved = kc->sent->elems[i].offset > p->parts[i].quiet_until;
+}
+
+/*
+ * Sends the prepared positions into the open Kafka transaction, commits
+ * it (outputs and offsets become visible together) and reads it back.
+ * Runs on the commit thread, or the loop's: it touches only the producer,
+ * the consumers' committed offsets and what kafka_commit_prepare() made.
+ */
+static int kafka_commit_run(st_pipeline_t *p, char *errstr,
 			    size_t errstr_size)
 {
-	rd_kafka_topic_partition_list_t *cdc, *sent = NULL;
-	rd_kafka_consumer_group_metadata_t *cgmd;
-	rd_kafka_error_t *kerr;
+	kcommit_t *kc = &p->kc;
+	rd_kafka_error_t *kerr = NULL;
 	int64_t t0;
-	int err, moved = 0;
 
-	if ((err = begin_kafka_txn(p, errstr, errstr_size)))
-		return err;
-	/* The transaction stream's positions under the group the consumer
-	 * is a member of (while it has partitions: between assignments its
-	 * generation is not valid), the CDC positions under the CDC
-	 * consumer's group, which has no members. */
-	if (p->nparts) {
-		sent = txn_positions(p);
-		cgmd = rd_kafka_consumer_group_metadata(p->consumer);
-		kerr = rd_kafka_send_offsets_to_transaction(p->producer, sent,
-							    cgmd, 30000);
-		rd_kafka_consumer_group_metadata_destroy(cgmd);
-		if (kerr) {
-			rd_kafka_topic_partition_list_destroy(sent);
+	if (kc->sent) {
+		kerr = rd_kafka_send_offsets_to_transaction(p->producer,
+							    kc->sent, kc->gmd,
+							    30000);
+		if (kerr)
 			return txn_error(p, kerr, "send offsets to "
 					 "transaction", errstr, errstr_size);
-		}
 	}
-	cdc = rd_kafka_topic_partition_list_new(8);
-	st_ingest_positions(p->in, cdc);
-	cgmd = st_ingest_group_metadata(p->in);
-	kerr = cdc->cnt ? rd_kafka_send_offsets_to_transaction(p->producer,
-							       cdc, cgmd,
-							       30000) : NULL;
-	rd_kafka_consumer_group_metadata_destroy(cgmd);
-	if (kerr) {
-		err = txn_error(p, kerr, "send CDC offsets to transaction",
-				errstr, errstr_size);
-		goto out;
-	}
+	if (kc->cdc->cnt &&
+	    (kerr = rd_kafka_send_offsets_to_transaction(p->producer, kc->cdc,
+							 kc->cdc_gmd, 30000)))
+		return txn_error(p, kerr, "send CDC offsets to transaction",
+				 errstr, errstr_size);
 	st_crash_point("before_kafka_commit");
 	t0 = st_time_mono_us();
 	for (;;) {
@@ -1973,59 +2110,148 @@ static int commit_kafka_txn(st_pipeline_t *p, char *errstr,
 			break;
 		rd_kafka_error_destroy(kerr);
 	}
-	if (kerr) {
-		err = txn_error(p, kerr, "commit transaction", errstr,
-				errstr_size);
-		goto out;
-	}
+	if (kerr)
+		return txn_error(p, kerr, "commit transaction", errstr,
+				 errstr_size);
 	p->txn_open = 0;
-	/* Read back under the transaction stream's group when its
-	 * positions moved (the transaction is atomic: that proves all of
-	 * it), else under the CDC group. */
-	for (int i = 0; sent && i < sent->cnt && !moved; i++)
-		moved = sent->elems[i].offset > p->parts[i].quiet_until;
-	if (moved)
-		err = verify_kafka_commit(p, 0, sent, errstr, errstr_size);
-	else if (cdc->cnt)
-		err = verify_kafka_commit(p, 1, cdc, errstr, errstr_size);
-	if (err)
-		goto out;
+	if (kc->moved || kc->cdc->cnt) {
+		int err = verify_kafka_commit(p, !kc->moved,
+					      kc->moved ? kc->sent : kc->cdc,
+					      errstr, errstr_size);
+
+		if (err)
+			return err;
+	}
 	st_metrics_histogram_observe_ns(p->obs->txn_commit,
 					(uint64_t)(st_time_mono_us() - t0) * 1000);
 	st_metrics_counter_inc(p->obs->txn_commits);
-	/* Kafka holds these offsets now: output before them is out, even if
-	 * the LMDB commit that follows fails and the batch is done again. */
-	for (size_t i = 0; i < p->nparts; i++)
-		if (p->parts[i].next_offset > p->parts[i].quiet_until)
-			p->parts[i].quiet_until = p->parts[i].next_offset;
-	st_ingest_positions_committed(p->in);
-out:
-	if (sent)
-		rd_kafka_topic_partition_list_destroy(sent);
-	rd_kafka_topic_partition_list_destroy(cdc);
-	return err;
+	return 0;
 }
 
-/* Redis first, then Kafka, then LMDB: a crash in between re-applies the
- * batch; the guarded Redis writes make that harmless, and output already
- * committed in Kafka is not produced again (quiet_until). */
-static int commit(st_pipeline_t *p, char *errstr, size_t errstr_size)
+/* Back on the loop's thread: after a commit (ok), Kafka holds these
+ * offsets, and output before them is out even if the LMDB commit that
+ * follows fails and the batch is done again. Frees what was sent. */
+static void kafka_commit_done(st_pipeline_t *p, int ok)
+{
+	kcommit_t *kc = &p->kc;
+
+	for (int i = 0; ok && kc->sent && i < kc->sent->cnt; i++) {
+		part_t *pt = find_part(p, kc->sent->elems[i].partition);
+
+		if (pt && kc->sent->elems[i].offset > pt->quiet_until)
+			pt->quiet_until = kc->sent->elems[i].offset;
+	}
+	if (ok)
+		st_ingest_positions_committed(p->in);
+	if (kc->sent)
+		rd_kafka_topic_partition_list_destroy(kc->sent);
+	if (kc->gmd)
+		rd_kafka_consumer_group_metadata_destroy(kc->gmd);
+	rd_kafka_topic_partition_list_destroy(kc->cdc);
+	rd_kafka_consumer_group_metadata_destroy(kc->cdc_gmd);
+	kc->sent = kc->cdc = NULL;
+	kc->gmd = kc->cdc_gmd = NULL;
+}
+
+static void *kafka_commit_thread(void *arg)
+{
+	st_pipeline_t *p = arg;
+	ssize_t n;
+
+	p->kc.err = kafka_commit_run(p, p->kc.errstr, sizeof(p->kc.errstr));
+	atomic_store(&p->kc.done, 1);
+	n = write(p->pipefd[1], "", 1);   /* wakes the loop; full: awake */
+	(void)n;
+	return NULL;
+}
+
+/* Tells the consumer group how far the stream is (for lag tools); LMDB
+ * decides. With exactly.once, the transaction commits the offsets. */
+static void tell_group(st_pipeline_t *p)
+{
+	rd_kafka_topic_partition_list_t *l =
+		rd_kafka_topic_partition_list_new((int)p->nparts);
+
+	for (size_t i = 0; i < p->nparts; i++) {
+		if (!p->parts[i].dirty)
+			continue;
+		rd_kafka_topic_partition_list_add(l,
+			p->conf->transactions_topic,
+			p->parts[i].partition)->offset =
+			p->parts[i].next_offset;
+		p->parts[i].dirty = 0;
+	}
+	if (l->cnt)
+		rd_kafka_commit(p->consumer, l, 1);
+	rd_kafka_topic_partition_list_destroy(l);
+}
+
+/* The second half of a commit, Kafka's done: Redis has the batch, then
+ * LMDB commits it. */
+static int commit_end(st_pipeline_t *p, char *errstr, size_t errstr_size)
 {
 	int64_t t0;
 	int err;
 
-	if (!st_state_write_txn(p->st))
-		return 0;
-	if ((err = flush_online(p, 1, errstr, errstr_size)))
+	if ((err = redis_answered(p, p->kc.redis, errstr, errstr_size)))
 		return err;
+	st_crash_point("after_kafka_commit");
+	if (st_fail_point("lmdb_commit"))
+		return st_seterr(errstr, errstr_size, ST_ESTATE, "LMDB "
+				 "commit: failure injected (STRATA_FAIL_AT)");
+	t0 = st_time_mono_us();
+	err = st_state_commit(p->st, errstr, errstr_size);
+	st_metrics_histogram_observe_ns(p->obs->lmdb_commit,
+					(uint64_t)(st_time_mono_us() - t0) * 1000);
+	st_temporal_reader_txn_ended(p->treader);
+	p->treader_txn = NULL;
+	if (err)
+		return err;
+	st_crash_point("after_lmdb_commit");
+	p->stats.commits++;
+	st_metrics_counter_inc(p->obs->lmdb_commits);
+	if (!p->eos)
+		tell_group(p);
+	/* The next batch, taken while this one committed, is in memory:
+	 * written before the cache is emptied; not while vectors staged
+	 * this pass still need their entries (a dead letter's collect). */
+	if (p->cache_count > (size_t)p->conf->window_cache_keys &&
+	    !p->nvecs) {
+		if (p->ndirty &&
+		    ((err = st_state_begin(p->st, errstr, errstr_size)) ||
+		     (err = cache_write_dirty(p, SIZE_MAX, errstr,
+					      errstr_size))))
+			return err;
+		cache_clear(p);
+	}
+	return 0;
+}
+
+/*
+ * The first half of a commit. Redis first, then Kafka, then LMDB: a
+ * crash in between re-applies the batch; the guarded Redis writes make
+ * that harmless, and output already committed in Kafka is not produced
+ * again (quiet_until). With exactly.once and async, the Kafka transaction
+ * commits on a thread of its own while the loop goes on with the next
+ * batch (commit_collect() finishes it); else the whole commit is done.
+ */
+static int commit_begin(st_pipeline_t *p, int async, char *errstr,
+			size_t errstr_size)
+{
+	int err;
+
+	/* Outputs held, then the scores flush_online() produces. */
+	if (p->eos && ((err = begin_kafka_txn(p, errstr, errstr_size)) ||
+		       (err = release_held(p, errstr, errstr_size))))
+		return err;
+	if ((err = flush_online(p, errstr, errstr_size)))
+		return err;
+	p->kc.redis = p->redis_sent;
 	if ((err = cache_write_dirty(p, SIZE_MAX, errstr, errstr_size)))
 		return err;
 	/* Everything produced for this batch must be in Kafka before the
 	 * offsets that produced it are committed in LMDB. */
-	if (p->eos) {
-		if ((err = commit_kafka_txn(p, errstr, errstr_size)))
-			return err;
-	} else {
+	if (!p->eos) {
 		if (rd_kafka_outq_len(p->producer) > 0 &&
 		    rd_kafka_flush(p->producer, 30000))
 			return st_seterr(errstr, errstr_size, ST_EKAFKA,
@@ -2048,54 +2274,77 @@ static int commit(st_pipeline_t *p, char *errstr, size_t errstr_size)
 					  pt->max_ts, errstr, errstr_size);
 		if (err)
 			return err;
+		if (p->eos)
+			pt->dirty = 0;
 	}
-	st_crash_point("after_kafka_commit");
-	if (st_fail_point("lmdb_commit"))
-		return st_seterr(errstr, errstr_size, ST_ESTATE, "LMDB "
-				 "commit: failure injected (STRATA_FAIL_AT)");
-	t0 = st_time_mono_us();
-	err = st_state_commit(p->st, errstr, errstr_size);
-	st_metrics_histogram_observe_ns(p->obs->lmdb_commit,
-					(uint64_t)(st_time_mono_us() - t0) * 1000);
-	st_temporal_reader_txn_ended(p->treader);
-	p->treader_txn = NULL;
-	if (err)
-		return err;
-	st_crash_point("after_lmdb_commit");
-	p->stats.commits++;
-	st_metrics_counter_inc(p->obs->lmdb_commits);
 	p->batch_start_us = 0;
 	p->batch_events = 0;
-	/* Tell the group how far we are (for lag tools); LMDB decides. */
-	{
-		rd_kafka_topic_partition_list_t *l =
-			rd_kafka_topic_partition_list_new((int)p->nparts);
-
-		for (size_t i = 0; i < p->nparts; i++) {
-			if (!p->parts[i].dirty)
-				continue;
-			rd_kafka_topic_partition_list_add(l,
-				p->conf->transactions_topic,
-				p->parts[i].partition)->offset =
-				p->parts[i].next_offset;
-			p->parts[i].dirty = 0;
+	if (!p->eos)
+		return commit_end(p, errstr, errstr_size);
+	kafka_commit_prepare(p);
+	if (async) {
+		atomic_store(&p->kc.done, 0);
+		if (!(err = pthread_create(&p->kc.thread, NULL,
+					   kafka_commit_thread, p))) {
+			p->kc.running = 1;
+			return 0;
 		}
-		if (l->cnt && !p->eos)
-			rd_kafka_commit(p->consumer, l, 1);
-		rd_kafka_topic_partition_list_destroy(l);
+		st_log(ST_LOG_WARNING, "pipeline", "cannot start the commit "
+		       "thread (%s): committing on the loop's", strerror(err));
 	}
-	if (p->cache_count > (size_t)p->conf->window_cache_keys)
-		cache_clear(p);
-	return 0;
+	err = kafka_commit_run(p, errstr, errstr_size);
+	kafka_commit_done(p, !err);
+	return err ? err : commit_end(p, errstr, errstr_size);
+}
+
+/*
+ * Waits for the Kafka transaction on the commit thread and finishes the
+ * commit. The next batch, taken meanwhile, then goes on in a new LMDB
+ * transaction and a new Kafka transaction, its held output first.
+ */
+static int commit_collect(st_pipeline_t *p, char *errstr,
+			  size_t errstr_size)
+{
+	int err;
+
+	pthread_join(p->kc.thread, NULL);
+	p->kc.running = 0;
+	if ((err = p->kc.err))
+		snprintf(errstr, errstr_size, "%s", p->kc.errstr);
+	kafka_commit_done(p, !err);
+	if (!err)
+		err = commit_end(p, errstr, errstr_size);
+	if (!err && (p->batch_events || p->ndirty || p->nheld))
+		err = st_state_begin(p->st, errstr, errstr_size);
+	if (!err && !(err = begin_kafka_txn(p, errstr, errstr_size)))
+		err = release_held(p, errstr, errstr_size);
+	return err;
+}
+
+/* Commits the batch, and first the one in flight. */
+static int commit(st_pipeline_t *p, char *errstr, size_t errstr_size)
+{
+	int err;
+
+	if (p->kc.running && (err = commit_collect(p, errstr, errstr_size)))
+		return err;
+	if (!st_state_write_txn(p->st))
+		return 0;
+	return commit_begin(p, 0, errstr, errstr_size);
 }
 
 /* Throws away the open batch: LMDB aborts, Redis writes queued are kept
  * (idempotent), inputs rewind to the committed offsets. */
 static void abort_batch(st_pipeline_t *p)
 {
-	char errstr[512];
+	char errstr[1024];
 	rd_kafka_topic_partition_list_t *l;
 
+	/* The batch in flight commits if it can: only the next is lost. */
+	if (p->kc.running && commit_collect(p, errstr, sizeof(errstr)))
+		st_log(ST_LOG_ERR, "pipeline", "%s", errstr);
+	p->nheld = 0;
+	p->hlen = 0;
 	if (p->txn_open) {
 		rd_kafka_error_t *kerr = rd_kafka_abort_transaction(p->producer,
 								    60000);
@@ -2851,6 +3100,11 @@ void st_pipeline_destroy(st_pipeline_t *p)
 
 	if (!p)
 		return;
+	if (p->kc.running) {
+		pthread_join(p->kc.thread, NULL);
+		p->kc.running = 0;
+		kafka_commit_done(p, 0);
+	}
 	if (p->consumer) {
 		rd_kafka_consumer_close(p->consumer);
 		if (p->cqueue)
@@ -2915,6 +3169,8 @@ void st_pipeline_destroy(st_pipeline_t *p)
 	free(p->enc);
 	free(p->compact_cursor);
 	free(p->replay_end);
+	free(p->held);
+	free(p->hbuf);
 	st_scorer_destroy(p->scorer);
 	free(p->score_col);
 	free(p->rows);
@@ -3058,10 +3314,29 @@ static void report(st_pipeline_t *p)
 	       w < 0 ? 0 : st_time_now_ms() - w, p->npending);
 }
 
+/* After a commit or a commit's half: a Redis outage holds the stream, a
+ * fatal error stops it, anything else throws the batch away. Returns
+ * whether it failed. */
+static int commit_failed(st_pipeline_t *p, int err, const char *errstr)
+{
+	if (!err)
+		return 0;
+	if (err == ST_EREDIS) {
+		st_log(ST_LOG_ERR, "pipeline", "%s; holding the stream until "
+		       "Redis is back", errstr);
+		p->redis_down = 1;
+	} else if (p->fatal) {
+		st_log(ST_LOG_ERR, "pipeline", "%s", errstr);
+	} else {
+		batch_failed(p, err, errstr);
+	}
+	return 1;
+}
+
 int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 {
 	int64_t next_report = 0, next_refresh = 0, next_gauges = 0;
-	char errstr[1024];
+	char errstr[1024] = "";
 	int err = 0;
 
 	p->stop = stop;
@@ -3094,7 +3369,16 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 			rd_kafka_poll(p->producer, 0);
 			continue;
 		}
-		if (begin_kafka_txn(p, errstr, sizeof(errstr))) {
+		/* The transaction in flight committed: LMDB follows. */
+		if (p->kc.running && atomic_load(&p->kc.done)) {
+			err = commit_collect(p, errstr, sizeof(errstr));
+			if (commit_failed(p, err, errstr))
+				continue;
+			room_again(p);
+		}
+		if (!p->kc.running &&
+		    (begin_kafka_txn(p, errstr, sizeof(errstr)) ||
+		     release_held(p, errstr, sizeof(errstr)))) {
 			st_log(ST_LOG_ERR, "pipeline", "%s", errstr);
 			if (!p->fatal) {
 				abort_batch(p);
@@ -3108,23 +3392,29 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 		if (poll(&pfd, 1, timeout) > 0)
 			while (read(p->pipefd[0], drain, sizeof(drain)) > 0)
 				;
-		n_cdc = st_ingest_poll(p->in, 256, &p->cdc, errstr,
-				       sizeof(errstr));
+		/* While a commit is in flight nothing is written to LMDB:
+		 * no CDC, no retention, no write-behind. */
+		n_cdc = p->kc.running ? 0 : st_ingest_poll(p->in, 256, &p->cdc,
+							   errstr,
+							   sizeof(errstr));
 		if (n_cdc >= 0)
 			n_in = consume(p, errstr, sizeof(errstr));
 		if (n_cdc >= 0 && n_in >= 0)
 			n_done = process_ready(p, errstr, sizeof(errstr));
 		if (n_cdc >= 0 && n_in >= 0 && n_done >= 0 &&
-		    compact_slice(p, errstr, sizeof(errstr)))
+		    !p->kc.running && compact_slice(p, errstr, sizeof(errstr)))
 			n_done = -1;
 		if (n_cdc < 0 || n_in < 0 || n_done < 0) {
+			/* The entry in hand is gone: rewound, done again
+			 * (also after a Redis outage a dead letter's wait
+			 * for the commit in flight met). */
 			batch_failed(p, n_cdc < 0 ? n_cdc : n_in < 0 ? n_in :
 				     n_done, errstr);
 			continue;
 		}
 		now = st_time_mono_us();
 		if ((n_done || p->in_flight) && !p->redis_down &&
-		    (err = flush_online(p, 0, errstr, sizeof(errstr)))) {
+		    (err = flush_online(p, errstr, sizeof(errstr)))) {
 			st_log(ST_LOG_ERR, "pipeline", "%s; holding the stream "
 			       "until Redis is back", errstr);
 			p->redis_down = 1;
@@ -3133,7 +3423,8 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 		/* A light pass leaves time: some of the batch's window
 		 * states are written now, so that the commit, while events
 		 * wait, has less to write. */
-		if (n_done < WRITE_BEHIND_BELOW && st_state_write_txn(p->st) &&
+		if (n_done < WRITE_BEHIND_BELOW && !p->kc.running &&
+		    st_state_write_txn(p->st) &&
 		    (err = cache_write_dirty(p, WRITE_BEHIND_MAX, errstr,
 					     sizeof(errstr)))) {
 			batch_failed(p, err, errstr);
@@ -3141,29 +3432,24 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 		}
 		/* Redis is written every pass; the state, the offsets and the
 		 * Kafka outputs commit together, every state.commit.interval
-		 * or state.commit.events events. */
-		if (st_state_write_txn(p->st) && !p->batch_start_us)
+		 * or state.commit.events events, the Kafka transaction on the
+		 * commit thread. */
+		if (!p->kc.running && st_state_write_txn(p->st) &&
+		    !p->batch_start_us)
 			p->batch_start_us = now;
-		if (st_state_write_txn(p->st) &&
+		if (!p->kc.running && st_state_write_txn(p->st) &&
 		    (p->batch_events >= (size_t)p->conf->state_commit_events ||
 		     now - p->batch_start_us >=
 		     p->conf->state_commit_interval_ms * 1000)) {
-			err = commit(p, errstr, sizeof(errstr));
-			if (err == ST_EREDIS) {
-				st_log(ST_LOG_ERR, "pipeline", "%s; holding "
-				       "the stream until Redis is back",
-				       errstr);
-				p->redis_down = 1;
-			} else if (err && p->fatal) {
-				st_log(ST_LOG_ERR, "pipeline", "%s", errstr);
-			} else if (err) {
-				batch_failed(p, err, errstr);
-			} else {
+			err = commit_begin(p, 1, errstr, sizeof(errstr));
+			if (!commit_failed(p, err, errstr) && !p->kc.running)
 				room_again(p);
-			}
 		}
-		rd_kafka_poll(p->producer, 0);
-		if (now >= next_refresh) {
+		/* While a commit is in flight the producer is the commit
+		 * thread's, and new CDC partitions wait. */
+		if (!p->kc.running)
+			rd_kafka_poll(p->producer, 0);
+		if (!p->kc.running && now >= next_refresh) {
 			if (st_ingest_refresh(p->in, errstr, sizeof(errstr)))
 				st_log(ST_LOG_WARNING, "pipeline", "%s", errstr);
 			/* New CDC partitions: where Kafka has their dead
