@@ -119,7 +119,7 @@ typedef struct {
 	rd_kafka_topic_partition_list_t *sent, *cdc;
 	rd_kafka_consumer_group_metadata_t *gmd, *cdc_gmd;
 	int moved;                 /* read back under the stream's group */
-	uint64_t redis;            /* Redis queues the batch's writes are in */
+	uint64_t redis;            /* the Redis queue with the batch's last writes */
 } kcommit_t;
 
 /* An entity in memory: its window state and the vector kept for it in
