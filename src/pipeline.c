@@ -930,11 +930,34 @@ static int produce_now(st_pipeline_t *p, const char *topic, const void *key,
 	return 0;
 }
 
+/* Appends n bytes to a buffer of *len bytes that grows (doubling from
+ * 64 KiB) as needed: the batch arena's and the held output's. */
+static int bytes_add(char **buf, size_t *len, size_t *cap, const void *s,
+		     size_t n)
+{
+	if (*len + n > *cap) {
+		size_t ncap = *cap ? *cap : 65536;
+		char *nb;
+
+		while (ncap < *len + n)
+			ncap *= 2;
+		if (!(nb = realloc(*buf, ncap)))
+			return ST_ENOMEM;
+		*buf = nb;
+		*cap = ncap;
+	}
+	if (n)
+		memcpy(*buf + *len, s, n);
+	*len += n;
+	return 0;
+}
+
 /* Keeps an output for the next transaction: the one open is committing. */
 static int hold_output(st_pipeline_t *p, const char *topic, const void *key,
 		       size_t klen, const void *val, size_t vlen)
 {
 	held_t *h;
+	size_t off = p->hlen;
 
 	if (p->nheld == p->held_cap) {
 		size_t n = p->held_cap ? p->held_cap * 2 : 256;
@@ -945,27 +968,16 @@ static int hold_output(st_pipeline_t *p, const char *topic, const void *key,
 		p->held = nh;
 		p->held_cap = n;
 	}
-	if (p->hlen + klen + vlen > p->hcap) {
-		size_t n = p->hcap ? p->hcap : 65536;
-		char *nb;
-
-		while (n < p->hlen + klen + vlen)
-			n *= 2;
-		if (!(nb = realloc(p->hbuf, n)))
-			return ST_ENOMEM;
-		p->hbuf = nb;
-		p->hcap = n;
+	if (bytes_add(&p->hbuf, &p->hlen, &p->hcap, key, klen) ||
+	    bytes_add(&p->hbuf, &p->hlen, &p->hcap, val, vlen)) {
+		p->hlen = off;
+		return ST_ENOMEM;
 	}
 	h = &p->held[p->nheld++];
 	h->topic = topic;
-	h->off = p->hlen;
+	h->off = off;
 	h->klen = klen;
 	h->vlen = vlen;
-	if (klen)
-		memcpy(p->hbuf + p->hlen, key, klen);
-	if (vlen)
-		memcpy(p->hbuf + p->hlen + klen, val, vlen);
-	p->hlen += klen + vlen;
 	return 0;
 }
 
@@ -1072,21 +1084,8 @@ static int encode_features(st_pipeline_t *p, pending_t *e, const char *entity,
 static int arena_add(st_pipeline_t *p, const char *s, size_t n,
 		     size_t *off)
 {
-	if (p->alen + n > p->acap) {
-		size_t ncap = p->acap ? p->acap : 65536;
-		char *na;
-
-		while (ncap < p->alen + n)
-			ncap *= 2;
-		if (!(na = realloc(p->arena, ncap)))
-			return ST_ENOMEM;
-		p->arena = na;
-		p->acap = ncap;
-	}
-	memcpy(p->arena + p->alen, s, n);
 	*off = p->alen;
-	p->alen += n;
-	return 0;
+	return bytes_add(&p->arena, &p->alen, &p->acap, s, n);
 }
 
 static int vmap_grow(st_pipeline_t *p)
@@ -2314,7 +2313,8 @@ static int commit_collect(st_pipeline_t *p, char *errstr,
 	kafka_commit_done(p, !err);
 	if (!err)
 		err = commit_end(p, errstr, errstr_size);
-	if (!err && (p->batch_events || p->ndirty || p->nheld))
+	/* Its dirty window states and held output come from its events. */
+	if (!err && p->batch_events)
 		err = st_state_begin(p->st, errstr, errstr_size);
 	if (!err && !(err = begin_kafka_txn(p, errstr, errstr_size)))
 		err = release_held(p, errstr, errstr_size);
@@ -3377,8 +3377,7 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 			room_again(p);
 		}
 		if (!p->kc.running &&
-		    (begin_kafka_txn(p, errstr, sizeof(errstr)) ||
-		     release_held(p, errstr, sizeof(errstr)))) {
+		    begin_kafka_txn(p, errstr, sizeof(errstr))) {
 			st_log(ST_LOG_ERR, "pipeline", "%s", errstr);
 			if (!p->fatal) {
 				abort_batch(p);
