@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "metrics.h"
@@ -654,6 +657,140 @@ int st_metrics_gauge_fn(st_metrics_t *m, const char *name, const char *help,
 				    NULL, NULL, NULL, 0, &f)) < 0)
 		return rc;
 	return st_metrics_child_fn(f, NULL, NULL, fn, opaque);
+}
+
+/* ---- the process's own series -------------------------------------- */
+
+static int proc_cpu(void *opaque, double *v)
+{
+	struct rusage ru;
+
+	(void)opaque;
+	if (getrusage(RUSAGE_SELF, &ru))
+		return ST_EIO;
+	*v = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	     (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+	return 0;
+}
+
+/* Field `which` of /proc/self/statm (0 size, 1 resident), in bytes. */
+static int proc_statm(double *v, int which)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long pages[2];
+	long page = sysconf(_SC_PAGESIZE);
+	int n;
+
+	if (!f)
+		return ST_EIO;
+	n = fscanf(f, "%lu %lu", &pages[0], &pages[1]);
+	fclose(f);
+	if (n != 2 || page <= 0)
+		return ST_EIO;
+	*v = (double)pages[which] * (double)page;
+	return 0;
+}
+
+static int proc_rss(void *opaque, double *v)
+{
+	(void)opaque;
+	return proc_statm(v, 1);
+}
+
+static int proc_vsize(void *opaque, double *v)
+{
+	(void)opaque;
+	return proc_statm(v, 0);
+}
+
+static int proc_open_fds(void *opaque, double *v)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	long n = 0;
+
+	(void)opaque;
+	if (!d)
+		return ST_EIO;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	*v = (double)(n - 1);   /* not the directory's own */
+	return 0;
+}
+
+static int proc_max_fds(void *opaque, double *v)
+{
+	struct rlimit rl;
+
+	(void)opaque;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return ST_EIO;
+	*v = rl.rlim_cur == RLIM_INFINITY ? INFINITY : (double)rl.rlim_cur;
+	return 0;
+}
+
+/* Field 22 of /proc/self/stat (clock ticks after boot) and the boot
+ * time of /proc/stat. */
+static int proc_start(void *opaque, double *v)
+{
+	char buf[1024], *p;
+	unsigned long long ticks, btime = 0;
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f = fopen("/proc/self/stat", "r");
+	size_t len;
+	int field;
+
+	(void)opaque;
+	if (!f)
+		return ST_EIO;
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	/* The command name may hold spaces and parentheses: fields are
+	 * counted after its last ')', which ends field 2. */
+	if (!(p = strrchr(buf, ')')))
+		return ST_EIO;
+	for (field = 2; field < 22 && (p = strchr(p + 1, ' ')); field++)
+		;
+	if (!p || sscanf(p + 1, "%llu", &ticks) != 1 || hz <= 0)
+		return ST_EIO;
+	if (!(f = fopen("/proc/stat", "r")))
+		return ST_EIO;
+	while (fgets(buf, sizeof(buf), f))
+		if (sscanf(buf, "btime %llu", &btime) == 1)
+			break;
+	fclose(f);
+	if (!btime)
+		return ST_EIO;
+	*v = (double)btime + (double)ticks / (double)hz;
+	return 0;
+}
+
+int st_metrics_process(st_metrics_t *m)
+{
+	int rc;
+
+	if ((rc = st_metrics_counter_fn(m, "process_cpu_seconds_total",
+					"User and system CPU time spent.",
+					proc_cpu, NULL)) ||
+	    (rc = st_metrics_gauge_fn(m, "process_resident_memory_bytes",
+				      "Resident memory size.", proc_rss,
+				      NULL)) ||
+	    (rc = st_metrics_gauge_fn(m, "process_virtual_memory_bytes",
+				      "Virtual memory size.", proc_vsize,
+				      NULL)) ||
+	    (rc = st_metrics_gauge_fn(m, "process_open_fds",
+				      "Open file descriptors.", proc_open_fds,
+				      NULL)) ||
+	    (rc = st_metrics_gauge_fn(m, "process_max_fds",
+				      "The most file descriptors the process "
+				      "may open.", proc_max_fds, NULL)))
+		return rc;
+	return st_metrics_gauge_fn(m, "process_start_time_seconds",
+				   "Start time of the process, seconds since "
+				   "the Unix epoch.", proc_start, NULL);
 }
 
 /* An integer gauge's bits for v: rounded to nearest, saturated, NaN 0. */

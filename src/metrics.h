@@ -192,6 +192,17 @@ int st_metrics_gauge_fn(st_metrics_t *m, const char *name, const char *help,
 			st_metrics_fn_t fn, void *opaque);
 
 /*
+ * The process's own series, as Prometheus client libraries name them:
+ * process_cpu_seconds_total (user + system), process_resident_memory_bytes,
+ * process_virtual_memory_bytes, process_open_fds, process_max_fds and
+ * process_start_time_seconds (Unix time). Read at scrape time from
+ * getrusage(), getrlimit() and /proc/self; a series whose source cannot
+ * be read (no /proc) is left out of that scrape. Returns 0, ST_EINVAL
+ * (registered already) or ST_ENOMEM.
+ */
+int st_metrics_process(st_metrics_t *m);
+
+/*
  * Renders every family in the Prometheus text exposition format 0.0.4
  * (Content-Type: text/plain; version=0.0.4; charset=utf-8): per family a
  * "# HELP" and a "# TYPE" line, then its series in the order they were

@@ -141,6 +141,9 @@ int st_observe_new(st_observe_t **op, const st_config_t *conf,
 	for (int r = 0; !err && r < ST_DLQ_REASONS; r++)
 		err = st_metrics_counter_child(o->dlq_f, reasons[r], NULL,
 					       &o->dlq[r]);
+	C("strata_messages_processed_total", "Messages of the transactions "
+	  "topic processed (events and dead letters); those of a batch done "
+	  "again count again.", processed);
 	C("strata_late_events_total", "Events later than "
 	  "window.allowed.lateness (also counted as dead letters).", late);
 	C("strata_stale_joins_total", "Events joined at join.max.wait, before "
@@ -244,6 +247,8 @@ int st_observe_new(st_observe_t **op, const st_config_t *conf,
 					   st_metrics_latency_buckets,
 					   ST_METRICS_LATENCY_BUCKETS_COUNT,
 					   &o->lmdb_commit);
+	if (!err)
+		err = st_metrics_process(o->reg);
 	if (err) {
 		st_seterr(errstr, errstr_size, err, "metrics: %s",
 			  st_strerror(err));

@@ -44,7 +44,7 @@ typedef struct st_observe {
 			     *cdc_duplicates, *redis_written, *redis_older,
 			     *redis_superseded, *lmdb_commits, *lmdb_aborts,
 			     *map_full, *txn_commits, *txn_aborts, *txn_lost,
-			     *scores, *alerts;
+			     *scores, *alerts, *processed;
 	/* gauges */
 	st_metrics_family_t *lag_f, *wm_delay_f;
 	st_metrics_gauge_t *cdc_wm_delay, *stalled_map_full, *model_version;

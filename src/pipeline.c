@@ -1800,6 +1800,7 @@ static int process_ready(st_pipeline_t *p, char *errstr, size_t errstr_size)
 			p->batch_start_us = now;
 		p->batch_events++;
 		pending_release(p, e);
+		st_metrics_counter_inc(p->obs->processed);
 		done++;
 	}
 	return done;

@@ -1519,7 +1519,8 @@ static int register_metrics(st_server_t *s)
 				      "Error replies sent (protocol errors, "
 				      "unknown commands, wrong arity, "
 				      "refused connections...).",
-				      &s->m_errors)))
+				      &s->m_errors)) ||
+	    (err = st_metrics_process(s->m)))
 		return err;
 	for (size_t i = 0; i < NCMDS; i++)
 		if ((err = st_metrics_counter_child(cf, cmds[i].name, NULL,

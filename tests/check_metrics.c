@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "metrics.h"
@@ -617,6 +620,68 @@ START_TEST(concurrent_updates_sum_exactly)
 }
 END_TEST
 
+/* The value of the unlabelled series `name` in text; fails if absent. */
+static double series(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p;
+
+	for (p = text; (p = strstr(p, name)); p += n)
+		if ((p == text || p[-1] == '\n') && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	ck_abort_msg("no series %s in:\n%s", name, text);
+	return 0;
+}
+
+START_TEST(process_series)
+{
+	st_metrics_t *m;
+	char *text;
+	double cpu0, cpu1, fds0, fds1, start;
+	volatile uint64_t x = 1;
+	clock_t c0;
+	struct rlimit rl;
+	FILE *f;
+
+	ck_assert_int_eq(st_metrics_new(&m), 0);
+	ck_assert_int_eq(st_metrics_process(m), 0);
+	ck_assert_int_eq(st_metrics_process(m), ST_EINVAL);
+	text = render(m);
+	ck_assert_ptr_nonnull(strstr(text, "# TYPE process_cpu_seconds_total "
+				     "counter\n"));
+	ck_assert_ptr_nonnull(strstr(text, "# TYPE process_resident_memory_"
+				     "bytes gauge\n"));
+	cpu0 = series(text, "process_cpu_seconds_total");
+	fds0 = series(text, "process_open_fds");
+	ck_assert(series(text, "process_resident_memory_bytes") > 0);
+	ck_assert(series(text, "process_virtual_memory_bytes") >=
+		  series(text, "process_resident_memory_bytes"));
+	ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	ck_assert(series(text, "process_max_fds") == (double)rl.rlim_cur);
+	/* Started before this test, not long before (the suite's timeout). */
+	start = series(text, "process_start_time_seconds");
+	ck_assert(start <= (double)time(NULL) + 1);
+	ck_assert(start > (double)time(NULL) - 120);
+	free(text);
+
+	/* 50 ms of CPU and one more open file show. */
+	c0 = clock();
+	while (clock() - c0 < CLOCKS_PER_SEC / 20)
+		x = x * 6364136223846793005u + 1;
+	f = fopen("/proc/self/statm", "r");
+	ck_assert_ptr_nonnull(f);
+	text = render(m);
+	cpu1 = series(text, "process_cpu_seconds_total");
+	fds1 = series(text, "process_open_fds");
+	ck_assert_msg(cpu1 >= cpu0 + 0.04, "cpu %f then %f", cpu0, cpu1);
+	ck_assert_msg(fds1 == fds0 + 1, "fds %f then %f", fds0, fds1);
+	ck_assert(series(text, "process_start_time_seconds") == start);
+	fclose(f);
+	free(text);
+	st_metrics_destroy(m);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("metrics");
@@ -636,6 +701,7 @@ int main(void)
 			    sizeof(bad) / sizeof(bad[0]));
 	tcase_add_test(tc, unlabelled_wrappers_reject);
 	tcase_add_test(tc, concurrent_updates_sum_exactly);
+	tcase_add_test(tc, process_series);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -108,6 +108,7 @@ class Strata:
 
     def start(self):
         self.logf = open(self.log, "ab")
+        self.start_time = time.time()
         self.proc = subprocess.Popen([self.env.strata, "run", "-c", self.conf],
                                      stdout=self.logf, stderr=subprocess.STDOUT)
         Strata.started.append(self)

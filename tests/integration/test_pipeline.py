@@ -277,7 +277,7 @@ def test_metrics_scrape(env):
         text = r.read().decode()
     fams = {f.name: f for f in text_string_to_metric_families(text)}
     for name, f in fams.items():
-        assert name.startswith("strata_"), name
+        assert name.startswith(("strata_", "process_")), name
         if f.type == "counter":
             assert any(x.name.endswith("_total") for x in f.samples), name
     value = {(x.name, tuple(sorted(x.labels.items()))): x.value
@@ -289,6 +289,10 @@ def test_metrics_scrape(env):
     assert value[("strata_freshness_seconds_count", ())] >= 5
     assert value[("strata_kafka_transactions_committed_total", ())] >= 1
     assert value[("strata_lmdb_map_size_bytes", ())] > 0
+    assert value[("strata_messages_processed_total", ())] >= 10, value
+    assert value[("process_cpu_seconds_total", ())] > 0
+    assert value[("process_resident_memory_bytes", ())] > 1 << 20
+    assert abs(value[("process_start_time_seconds", ())] - s.start_time) < 60, value
     for path, want in (("/healthz", 200), ("/readyz", 200)):
         with urllib.request.urlopen(base + path, timeout=10) as r:
             assert r.status == want, (path, r.status)
