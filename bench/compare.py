@@ -4,7 +4,13 @@ backlog, alternated, in one run (through bench/compare).
 Produces N transactions for 100,000 users to a fresh topic, then runs each
 variant over the whole backlog from a fresh state, REPS times, alternating
 the variants, and prints events per strata CPU-second for each run and the
-medians, with the ratio of each variant to the first. Uses bench/report.py's
+medians, with the ratio of each variant to the first: over the whole process
+and over the second half of the backlog alone (a warm process, read from
+strata's /metrics). Then, unless --no-reference, the machine's speed at that
+moment: bench_asof with bench/run's parameters, whose plain mdb_get rate
+compares with the same row of any bench/run report (a shared machine's speed
+moves by a third over hours; this tells a slower machine from slower code).
+Uses bench/report.py's
 backlog and process helpers, so the figures are made as bench/run makes
 them.
 
@@ -43,6 +49,8 @@ def main():
                    help="with --freshness: the generator's linger.ms, or several, "
                         "each run in every repetition (default: bench_pipeline's, 0 up "
                         "to 50,000 events/s)")
+    p.add_argument("--no-reference", action="store_true",
+                   help="skip the machine-speed reference (bench_asof) after the runs")
     p.add_argument("variants", nargs="+")
     a = p.parse_args()
     spec = importlib.util.spec_from_file_location(
@@ -73,21 +81,37 @@ def main():
         print(f"bare librdkafka consume of the backlog: {bare:,.0f} messages/s")
         r.process_backlog(topic, a.n, {"exactly.once": "true"}, "warmup")
         per_cpu = [[] for _ in variants]   # by position: A/A is allowed
+        warm = [[] for _ in variants]
         for i in range(a.reps):
             for j, (name, binary, extra) in enumerate(variants):
                 r.strata = lambda b=binary: b
                 res = r.process_backlog(topic, a.n, extra, f"v{j}-{i}")
                 per_cpu[j].append(res["per_cpu"])
+                if res["warm_per_cpu"]:
+                    warm[j].append(res["warm_per_cpu"])
+                w = f"{res['warm_per_cpu']:,.0f}" if res["warm_per_cpu"] else "?"
                 print(f"run {i} variant {j + 1} {name}: {res['per_cpu']:,.0f} events per "
-                      f"CPU-second, {res['rate']:,.0f} events/s, CPU {res['cpu']:.2f} s",
-                      flush=True)
-        first = r.med(per_cpu[0])
+                      f"CPU-second ({w} over the second half), {res['rate']:,.0f} events/s, "
+                      f"CPU {res['cpu']:.2f} s", flush=True)
+        first, wfirst = r.med(per_cpu[0]), r.med(warm[0]) if warm[0] else None
         for j, (name, _, _) in enumerate(variants):
             print(f"median variant {j + 1} {name}: {r.spread(per_cpu[j])} events per "
-                  f"CPU-second, {r.med(per_cpu[j]) / first:.2f}x the first")
+                  f"CPU-second, {r.med(per_cpu[j]) / first:.2f}x the first; second half "
+                  + (f"{r.spread(warm[j])}, {r.med(warm[j]) / wfirst:.2f}x the first"
+                     if warm[j] and wfirst else "not caught"))
+        if not a.no_reference:
+            reference(r)
     finally:
         r.clean_up()
         shutil.rmtree(os.path.join(r.OUT, "raw"), ignore_errors=True)
+
+
+def reference(r):
+    """The machine's speed now: bench_asof as bench/run runs it (once)."""
+    out = r.run([r.bin_("bench_asof"), "-k", "1000000", "-v", "10", "-n", "2000000"])
+    get = [l for l in out.splitlines() if l.startswith("plain mdb_get")]
+    print(f"machine reference (bench_asof -k 1000000 -v 10 -n 2000000): {get[0]}; bench/run's "
+          "report has the same row for its day")
 
 
 def cores(res, name):

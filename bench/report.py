@@ -247,14 +247,41 @@ def empty_topic(name):
 
 
 def process_backlog(topic, n, extra, name):
+    """One strata over the backlog of n events, until its offsets are
+    committed. per_cpu is over the whole process, from its start: start-up,
+    CDC catch-up and the first touch of every page included. warm_per_cpu is
+    over the second half only: from the /metrics scrape that first counts
+    n/2 events processed to the one after the end (both figures of one
+    scrape come from one moment), None if no scrape caught the middle."""
     s = Strata(name, topic, extra)
     t0 = s.t0
-    run([bin_("bench_pipeline"), "wait", *common(topic), "-g", s.group, "-n", str(n), "-T", "1800"])
+    cmd = [bin_("bench_pipeline"), "wait", *common(topic), "-g", s.group, "-n", str(n), "-T", "1800"]
+    LOG.append(" ".join(cmd))
+    print("+ " + " ".join(cmd), flush=True)
+    w = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    half = None
+    while w.poll() is None:
+        time.sleep(0.1)
+        if half is None and s.port:
+            try:
+                m = s.metrics()
+            except OSError:
+                continue
+            if m.get("strata_messages_processed_total", 0) >= n / 2:
+                half = m
+    err = w.stderr.read()
+    if w.wait() != 0:
+        raise RuntimeError(f"bench_pipeline wait failed ({w.returncode}): {err[-2000:]}")
     wall = time.monotonic() - t0
     cpu = s.cpu()
     m = s.metrics()
     s.stop()
-    return {"wall": wall, "cpu": cpu, "rate": n / wall, "per_cpu": n / cpu, "metrics": m}
+    warm = None
+    if half:
+        key_n, key_c = "strata_messages_processed_total", "process_cpu_seconds_total"
+        warm = (m[key_n] - half[key_n]) / (m[key_c] - half[key_c])
+    return {"wall": wall, "cpu": cpu, "rate": n / wall, "per_cpu": n / cpu, "metrics": m,
+            "warm_per_cpu": warm}
 
 
 def freshness(s, topic, rate, n, first_user, lag_ms, save=None, split=False, linger=None):
