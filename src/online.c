@@ -6,9 +6,11 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 #include <hiredis/hiredis.h>
+#include <hiredis/sds.h>
 
 #include "error.h"
 
@@ -72,10 +74,9 @@ static const char script[] =
 /* Arguments of a script call beyond which no further write joins it (a
  * single write may have more; online.h says 4096). */
 #define CALL_ARGS 4096
-/* Bytes of commands handed to hiredis at a time. hiredis copies what it
- * is given into its output buffer and writes all of it before it reads a
- * reply: chunks keep that copy small however long the queue grew while
- * Redis was away, and the next chunk goes out while replies are read. */
+/* Bytes of commands formatted and written at a time: the buffer stays
+ * small however long the queue grew while Redis was away, and the next
+ * chunk goes out while replies are read. */
 #define CHUNK_BYTES (256u << 10)
 /* Unused bytes of the queue (left by writes coalesced away that did not
  * fit in place) that trigger a compaction when they also outweigh the
@@ -206,15 +207,20 @@ static void disconnect(st_online_t *o)
 }
 
 /* The error of a failed hiredis call on c, as ST_EREDIS. */
+static int timed_out(const st_online_t *o, const char *what, char *errstr,
+		     size_t errstr_size)
+{
+	return st_seterr(errstr, errstr_size, ST_EREDIS,
+			 "redis %s:%d: %s: timed out after %ld ms", o->host,
+			 o->port, what, (long)o->tv.tv_sec * 1000 +
+			 (long)o->tv.tv_usec / 1000);
+}
+
 static int context_err(const st_online_t *o, const redisContext *c,
 		       const char *what, char *errstr, size_t errstr_size)
 {
 	if (c->err == REDIS_ERR_IO && (errno == EAGAIN || errno == EWOULDBLOCK))
-		return st_seterr(errstr, errstr_size, ST_EREDIS,
-				 "redis %s:%d: %s: timed out after %ld ms",
-				 o->host, o->port, what,
-				 (long)o->tv.tv_sec * 1000 +
-				 (long)o->tv.tv_usec / 1000);
+		return timed_out(o, what, errstr, errstr_size);
 	if (c->err == REDIS_ERR_EOF)
 		return st_seterr(errstr, errstr_size, ST_EREDIS,
 				 "redis %s:%d: %s: connection closed by the "
@@ -632,10 +638,46 @@ static size_t call_end(const st_online_t *o, const size_t *idx, size_t count,
 	return k;
 }
 
-/* Hands script calls from write `from` on to hiredis, up to CHUNK_BYTES
- * of them (at least one). Returns the write after the last one sent. */
-static size_t append_chunk(st_online_t *o, const size_t *idx, size_t count,
-			   size_t from, int *err)
+/*
+ * Writes out[0..used) to the connection's socket, after whatever hiredis
+ * still holds (nothing: every command before went out whole). Straight
+ * to the socket, not copied into hiredis's buffer first; the replies are
+ * read through hiredis as before.
+ */
+static int write_out(st_online_t *o, size_t used, char *errstr,
+		     size_t errstr_size)
+{
+	size_t off = 0;
+
+	for (int done = !sdslen(o->c->obuf); !done;)
+		if (redisBufferWrite(o->c, &done) != REDIS_OK)
+			return context_err(o, o->c, "EVALSHA", errstr,
+					   errstr_size);
+	while (off < used) {
+		ssize_t n = send(o->c->fd, o->out + off, used - off,
+				 MSG_NOSIGNAL);
+
+		if (n > 0)
+			off += (size_t)n;
+		else if (n < 0 && errno == EINTR)
+			continue;
+		else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return timed_out(o, "EVALSHA", errstr, errstr_size);
+		else
+			return st_seterr(errstr, errstr_size, ST_EREDIS,
+					 "redis %s:%d: EVALSHA: %s", o->host,
+					 o->port, n ? strerror(errno) :
+					 "nothing written");
+	}
+	return 0;
+}
+
+/* Sends script calls from write `from` on, up to CHUNK_BYTES of them (at
+ * least one). Returns the write after the last one sent; *err is set
+ * (with errstr) on an error. */
+static size_t send_chunk(st_online_t *o, const size_t *idx, size_t count,
+			 size_t from, int *err, char *errstr,
+			 size_t errstr_size)
 {
 	size_t used = 0, k = from, calls = 0;
 
@@ -674,9 +716,7 @@ static size_t append_chunk(st_online_t *o, const size_t *idx, size_t count,
 		calls++;
 		k = end;
 	}
-	if (redisAppendFormattedCommand(o->c, o->out, used) != REDIS_OK)
-		*err = ST_ENOMEM;
-	else
+	if (!(*err = write_out(o, used, errstr, errstr_size)))
 		o->stats.calls += calls;
 	return k;
 }
@@ -750,11 +790,12 @@ static int exchange(st_online_t *o, const size_t *idx, size_t count,
 	int err = 0;
 
 	*nretry = 0;
-	sent = append_chunk(o, idx, count, 0, &err);
+	sent = send_chunk(o, idx, count, 0, &err, errstr, errstr_size);
 	while (k < count && !err) {
 		if (k == mark && sent < count) {
 			mark = sent;
-			sent = append_chunk(o, idx, count, sent, &err);
+			sent = send_chunk(o, idx, count, sent, &err, errstr,
+					  errstr_size);
 			if (err)
 				break;
 		}
@@ -786,19 +827,14 @@ static int collect(st_online_t *o, uint64_t *ok, uint64_t *older,
 int st_online_send(st_online_t *o, char *errstr, size_t errstr_size)
 {
 	size_t k = 0;
-	int err = 0, done = 0;
+	int err = 0;
 
 	if (!o->n || o->in_flight)
 		return 0;
 	if (!o->c && (err = connect_redis(o, errstr, errstr_size)))
 		return err;
-	while (k < o->n && !err) {
-		k = append_chunk(o, NULL, o->n, k, &err);
-		for (done = 0; !err && !done;)
-			if (redisBufferWrite(o->c, &done) != REDIS_OK)
-				err = context_err(o, o->c, "EVALSHA", errstr,
-						  errstr_size);
-	}
+	while (k < o->n && !err)
+		k = send_chunk(o, NULL, o->n, k, &err, errstr, errstr_size);
 	if (err == ST_ENOMEM)
 		st_seterr(errstr, errstr_size, ST_ENOMEM,
 			  "online store: out of memory");
