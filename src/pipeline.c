@@ -41,6 +41,11 @@
 #define FRESH_MAX 4096        /* freshness samples per Redis flush */
 #define WRITE_BEHIND_BELOW 64 /* a pass of fewer events is light */
 #define WRITE_BEHIND_MAX 256  /* window states written after a light pass */
+/* The loop waits 1 ms for input; after IDLE_PASSES passes in a row with
+ * nothing to do, IDLE_WAIT_MS (librdkafka's wake-up through the pipe ends
+ * the wait early when it fires, which 2.0.x does not always do). */
+#define IDLE_PASSES 8
+#define IDLE_WAIT_MS 10
 
 /* Why a message is a dead letter. */
 typedef enum {
@@ -3338,7 +3343,7 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 {
 	int64_t next_report = 0, next_refresh = 0, next_gauges = 0;
 	char errstr[1024] = "";
-	int err = 0;
+	int err = 0, idle = 0;
 
 	p->stop = stop;
 	while (!*stop && !p->fatal) {
@@ -3388,7 +3393,8 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 		}
 		/* librdkafka's queue IO events do not fire for every message
 		 * batch fetched (2.0.x), so the pipe only shortens the wait. */
-		timeout = 1;
+		timeout = idle < IDLE_PASSES || p->head || p->kc.running ||
+			  p->in_flight ? 1 : IDLE_WAIT_MS;
 		if (poll(&pfd, 1, timeout) > 0)
 			while (read(p->pipefd[0], drain, sizeof(drain)) > 0)
 				;
@@ -3413,6 +3419,7 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 			continue;
 		}
 		now = st_time_mono_us();
+		idle = n_cdc || n_in || n_done ? 0 : idle + 1;
 		if ((n_done || p->in_flight) && !p->redis_down &&
 		    (err = flush_online(p, errstr, sizeof(errstr)))) {
 			st_log(ST_LOG_ERR, "pipeline", "%s; holding the stream "
