@@ -164,7 +164,15 @@ static char *put_crlf(char *p)
 static char *put_bulk_hdr(char *p, size_t len)
 {
 	*p++ = '$';
-	return put_crlf(put_u64(p, len));
+	if (len < 10) {            /* most values and names: no loop */
+		*p++ = (char)('0' + len);
+	} else if (len < 100) {
+		*p++ = (char)('0' + len / 10);
+		*p++ = (char)('0' + len % 10);
+	} else {
+		p = put_u64(p, len);
+	}
+	return put_crlf(p);
 }
 
 static char *put_bulk(char *p, const void *s, size_t len)
@@ -525,6 +533,7 @@ int st_online_queue(st_online_t *o, const char *entity, size_t entity_len,
 {
 	char et[24], sq[24];
 	size_t etl, sql, need, key_len, len, i;
+	size_t name_lens[ST_ONLINE_FIELDS_MAX];
 	uint64_t h;
 	slot_t *s;
 	char *start, *p;
@@ -543,14 +552,16 @@ int st_online_queue(st_online_t *o, const char *entity, size_t entity_len,
 	for (i = 0; i < nfields; i++) {
 		size_t vlen;
 
-		if (!names[i] || !strcmp(names[i], "_event_time") ||
-		    !strcmp(names[i], "_seq"))
+		if (!names[i] || (names[i][0] == '_' &&
+				  (!strcmp(names[i], "_event_time") ||
+				   !strcmp(names[i], "_seq"))))
 			return ST_EINVAL;
 		vlen = value_lens ? value_lens[i] :
 		       values[i] ? strlen(values[i]) : 0;
 		if ((!values[i] && vlen) || vlen > VALUE_MAX)
 			return ST_EINVAL;
-		need += 2 * HDR_MAX + strlen(names[i]) + vlen;
+		name_lens[i] = strlen(names[i]);
+		need += 2 * HDR_MAX + name_lens[i] + vlen;
 	}
 	h = hash_entity(entity, entity_len);
 	s = find(o, h, entity, entity_len);
@@ -580,7 +591,7 @@ int st_online_queue(st_online_t *o, const char *entity, size_t entity_len,
 		size_t vlen = value_lens ? value_lens[i] :
 			      values[i] ? strlen(values[i]) : 0;
 
-		p = put_bulk(p, names[i], strlen(names[i]));
+		p = put_bulk(p, names[i], name_lens[i]);
 		p = put_bulk(p, vlen ? values[i] : "", vlen);
 	}
 	len = (size_t)(p - start);

@@ -1346,11 +1346,11 @@ static int keep_vector(st_pipeline_t *p, const vec_t *v, size_t n)
 	memmove(p->value_lens + 2, p->value_lens, n * sizeof(*p->value_lens));
 	p->vidx[0] = 0;
 	p->values[0] = et;
-	p->value_lens[0] = (size_t)snprintf(et, sizeof(et), "%" PRId64,
-					    v->event_time);
+	p->value_lens[0] = st_features_format_int(v->event_time, et,
+						  sizeof(et));
 	p->vidx[1] = 1;
 	p->values[1] = sq;
-	p->value_lens[1] = (size_t)snprintf(sq, sizeof(sq), "%" PRId64, v->seq);
+	p->value_lens[1] = st_features_format_int(v->seq, sq, sizeof(sq));
 	for (size_t i = 0; i < n + 2; i++)
 		need += 2 * ST_VECREC_MAX_FIELD + p->value_lens[i];
 	if (need > e->vec_cap) {
