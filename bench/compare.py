@@ -95,10 +95,12 @@ def main():
                       f"CPU {res['cpu']:.2f} s", flush=True)
         first, wfirst = r.med(per_cpu[0]), r.med(warm[0]) if warm[0] else None
         for j, (name, _, _) in enumerate(variants):
+            half = "not caught (a strata without strata_messages_processed_total?)"
+            if warm[j]:
+                half = r.spread(warm[j]) + (f", {r.med(warm[j]) / wfirst:.2f}x the first"
+                                            if wfirst else "")
             print(f"median variant {j + 1} {name}: {r.spread(per_cpu[j])} events per "
-                  f"CPU-second, {r.med(per_cpu[j]) / first:.2f}x the first; second half "
-                  + (f"{r.spread(warm[j])}, {r.med(warm[j]) / wfirst:.2f}x the first"
-                     if warm[j] and wfirst else "not caught"))
+                  f"CPU-second, {r.med(per_cpu[j]) / first:.2f}x the first; second half {half}")
         if not a.no_reference:
             reference(r)
     finally:
