@@ -18,9 +18,7 @@ void st_window_key_init(st_window_key_t *k, unsigned nslots)
 
 void st_window_key_free(st_window_key_t *k)
 {
-	free(k->ts);
-	free(k->seq);
-	free(k->slots);
+	free(k->ts);   /* the block holding seq and slots too */
 	st_window_key_init(k, k->nslots);
 }
 
@@ -37,9 +35,16 @@ static void compact(st_window_key_t *k)
 	k->start = 0;
 }
 
+/*
+ * Room for `need` live entries. The three arrays share one allocation of
+ * cap entries (ts, then seq, then slots): a key costs one malloc and one
+ * free, not three. Growing copies the live entries to the front of a new
+ * block.
+ */
 static int reserve(st_window_key_t *k, size_t need)
 {
-	size_t ncap;
+	size_t ncap, per = sizeof(*k->ts) + sizeof(*k->seq) +
+			   k->nslots * sizeof(*k->slots);
 	int64_t *ts;
 	uint64_t *seq;
 	st_slot_t *slots;
@@ -52,20 +57,21 @@ static int reserve(st_window_key_t *k, size_t need)
 	ncap = k->cap ? k->cap * 2 : 4;
 	while (ncap < need)
 		ncap *= 2;
-	ts = realloc(k->ts, ncap * sizeof(*ts));
-	if (!ts)
+	if (!(ts = malloc(ncap * per)))
 		return ST_ENOMEM;
-	k->ts = ts;
-	seq = realloc(k->seq, ncap * sizeof(*seq));
-	if (!seq)
-		return ST_ENOMEM;
-	k->seq = seq;
-	if (k->nslots) {
-		slots = realloc(k->slots, ncap * k->nslots * sizeof(*slots));
-		if (!slots)
-			return ST_ENOMEM;
-		k->slots = slots;
+	seq = (uint64_t *)(ts + ncap);
+	slots = (st_slot_t *)(seq + ncap);
+	if (k->count) {
+		memcpy(ts, k->ts, k->count * sizeof(*ts));
+		memcpy(seq, k->seq, k->count * sizeof(*seq));
+		if (k->nslots)
+			memcpy(slots, k->slots,
+			       k->count * k->nslots * sizeof(*slots));
 	}
+	free(k->ts);
+	k->ts = ts;
+	k->seq = seq;
+	k->slots = k->nslots ? slots : NULL;
 	k->cap = ncap;
 	return 0;
 }
