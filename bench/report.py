@@ -258,10 +258,11 @@ def process_backlog(topic, n, extra, name):
     cmd = [bin_("bench_pipeline"), "wait", *common(topic), "-g", s.group, "-n", str(n), "-T", "1800"]
     LOG.append(" ".join(cmd))
     print("+ " + " ".join(cmd), flush=True)
-    w = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    errf = open(os.path.join(s.dir, "wait.err"), "w+")
+    w = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf)
     half = None
     while w.poll() is None:
-        time.sleep(0.1)
+        time.sleep(0.25)
         if half is None and s.port:
             try:
                 m = s.metrics()
@@ -269,7 +270,9 @@ def process_backlog(topic, n, extra, name):
                 continue
             if m.get("strata_messages_processed_total", 0) >= n / 2:
                 half = m
-    err = w.stderr.read()
+    errf.seek(0)
+    err = errf.read()
+    errf.close()
     if w.wait() != 0:
         raise RuntimeError(f"bench_pipeline wait failed ({w.returncode}): {err[-2000:]}")
     wall = time.monotonic() - t0

@@ -214,7 +214,7 @@ static void disconnect(st_online_t *o)
 	}
 }
 
-/* The error of a failed hiredis call on c, as ST_EREDIS. */
+/* A send or receive on the socket that ran out of redis.timeout. */
 static int timed_out(const st_online_t *o, const char *what, char *errstr,
 		     size_t errstr_size)
 {
@@ -224,6 +224,7 @@ static int timed_out(const st_online_t *o, const char *what, char *errstr,
 			 (long)o->tv.tv_usec / 1000);
 }
 
+/* The error of a failed hiredis call on c, as ST_EREDIS. */
 static int context_err(const st_online_t *o, const redisContext *c,
 		       const char *what, char *errstr, size_t errstr_size)
 {

@@ -3395,6 +3395,15 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 		 * batch fetched (2.0.x), so the pipe only shortens the wait. */
 		timeout = idle < IDLE_PASSES || p->head || p->kc.running ||
 			  p->in_flight ? 1 : IDLE_WAIT_MS;
+		/* Not past the batch's commit time. */
+		if (timeout > 1 && p->batch_start_us &&
+		    st_state_write_txn(p->st)) {
+			int64_t left = p->batch_start_us + 1000 *
+				       p->conf->state_commit_interval_ms - now;
+
+			if (left < timeout * 1000)
+				timeout = left > 1000 ? (int)(left / 1000) : 1;
+		}
 		if (poll(&pfd, 1, timeout) > 0)
 			while (read(p->pipefd[0], drain, sizeof(drain)) > 0)
 				;
@@ -3419,7 +3428,8 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 			continue;
 		}
 		now = st_time_mono_us();
-		idle = n_cdc || n_in || n_done ? 0 : idle + 1;
+		idle = n_cdc || n_in || n_done ? 0 :
+		       idle < IDLE_PASSES ? idle + 1 : idle;
 		if ((n_done || p->in_flight) && !p->redis_down &&
 		    (err = flush_online(p, errstr, sizeof(errstr)))) {
 			st_log(ST_LOG_ERR, "pipeline", "%s; holding the stream "
