@@ -27,10 +27,15 @@ OUT = None          # the results directory
 LOG = []            # every command run, in order
 
 
-def run(cmd, timeout=3600, env=None):
-    """Runs a command, records it, returns its stdout (raises on failure)."""
+def announce(cmd):
+    """Records a command for the report and prints it."""
     LOG.append(" ".join(cmd))
     print("+ " + " ".join(cmd), flush=True)
+
+
+def run(cmd, timeout=3600, env=None):
+    """Runs a command, records it, returns its stdout (raises on failure)."""
+    announce(cmd)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if r.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed ({r.returncode}): {r.stderr[-2000:]}")
@@ -256,8 +261,7 @@ def process_backlog(topic, n, extra, name):
     s = Strata(name, topic, extra)
     t0 = s.t0
     cmd = [bin_("bench_pipeline"), "wait", *common(topic), "-g", s.group, "-n", str(n), "-T", "1800"]
-    LOG.append(" ".join(cmd))
-    print("+ " + " ".join(cmd), flush=True)
+    announce(cmd)
     errf = open(os.path.join(s.dir, "wait.err"), "w+")
     w = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=errf)
     half = None
@@ -305,8 +309,7 @@ def freshness(s, topic, rate, n, first_user, lag_ms, save=None, split=False, lin
     sched0 = main_thread_sched(s.proc.pid) if s else None
     idle0 = machine_idle()
     t0 = time.monotonic()
-    LOG.append(" ".join(cmd))
-    print("+ " + " ".join(cmd), flush=True)
+    announce(cmd)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     dt = time.monotonic() - t0
     after = {k: cpu_of(p) for k, p in procs.items() if p}

@@ -3320,6 +3320,12 @@ static void report(st_pipeline_t *p)
 	       w < 0 ? 0 : st_time_now_ms() - w, p->npending);
 }
 
+/* When the open batch is due to commit by time (state.commit.interval). */
+static int64_t commit_due_us(const st_pipeline_t *p)
+{
+	return p->batch_start_us + p->conf->state_commit_interval_ms * 1000;
+}
+
 /* After a commit or a commit's half: a Redis outage holds the stream, a
  * fatal error stops it, anything else throws the batch away. Returns
  * whether it failed. */
@@ -3398,8 +3404,7 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 		/* Not past the batch's commit time. */
 		if (timeout > 1 && p->batch_start_us &&
 		    st_state_write_txn(p->st)) {
-			int64_t left = p->batch_start_us + 1000 *
-				       p->conf->state_commit_interval_ms - now;
+			int64_t left = commit_due_us(p) - now;
 
 			if (left < timeout * 1000)
 				timeout = left > 1000 ? (int)(left / 1000) : 1;
@@ -3451,16 +3456,18 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 		 * Kafka outputs commit together, every state.commit.interval
 		 * or state.commit.events events, the Kafka transaction on the
 		 * commit thread. */
-		if (!p->kc.running && st_state_write_txn(p->st) &&
-		    !p->batch_start_us)
-			p->batch_start_us = now;
-		if (!p->kc.running && st_state_write_txn(p->st) &&
-		    (p->batch_events >= (size_t)p->conf->state_commit_events ||
-		     now - p->batch_start_us >=
-		     p->conf->state_commit_interval_ms * 1000)) {
-			err = commit_begin(p, 1, errstr, sizeof(errstr));
-			if (!commit_failed(p, err, errstr) && !p->kc.running)
-				room_again(p);
+		if (!p->kc.running && st_state_write_txn(p->st)) {
+			if (!p->batch_start_us)
+				p->batch_start_us = now;
+			if (p->batch_events >=
+			    (size_t)p->conf->state_commit_events ||
+			    now >= commit_due_us(p)) {
+				err = commit_begin(p, 1, errstr,
+						   sizeof(errstr));
+				if (!commit_failed(p, err, errstr) &&
+				    !p->kc.running)
+					room_again(p);
+			}
 		}
 		/* While a commit is in flight the producer is the commit
 		 * thread's, and new CDC partitions wait. */

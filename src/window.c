@@ -38,8 +38,8 @@ static void compact(st_window_key_t *k)
 /*
  * Room for `need` live entries. The three arrays share one allocation of
  * cap entries (ts, then seq, then slots): a key costs one malloc and one
- * free, not three. Growing copies the live entries to the front of a new
- * block.
+ * free, not three. Growing copies the live entries straight to the front
+ * of a new block.
  */
 static int reserve(st_window_key_t *k, size_t need)
 {
@@ -51,9 +51,10 @@ static int reserve(st_window_key_t *k, size_t need)
 
 	if (k->start + need <= k->cap)
 		return 0;
-	compact(k);
-	if (need <= k->cap)
+	if (need <= k->cap) {
+		compact(k);
 		return 0;
+	}
 	ncap = k->cap ? k->cap * 2 : 4;
 	while (ncap < need)
 		ncap *= 2;
@@ -62,13 +63,14 @@ static int reserve(st_window_key_t *k, size_t need)
 	seq = (uint64_t *)(ts + ncap);
 	slots = (st_slot_t *)(seq + ncap);
 	if (k->count) {
-		memcpy(ts, k->ts, k->count * sizeof(*ts));
-		memcpy(seq, k->seq, k->count * sizeof(*seq));
+		memcpy(ts, k->ts + k->start, k->count * sizeof(*ts));
+		memcpy(seq, k->seq + k->start, k->count * sizeof(*seq));
 		if (k->nslots)
-			memcpy(slots, k->slots,
+			memcpy(slots, k->slots + k->start * k->nslots,
 			       k->count * k->nslots * sizeof(*slots));
 	}
 	free(k->ts);
+	k->start = 0;
 	k->ts = ts;
 	k->seq = seq;
 	k->slots = k->nslots ? slots : NULL;
