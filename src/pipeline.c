@@ -2454,8 +2454,10 @@ static int add_parts(st_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
 			p->parts[first + (size_t)i].quiet_until =
 				c->elems[i].offset;
 		rd_kafka_topic_partition_list_destroy(c);
-		if (err)
-			return p->fatal = err;
+		if (err) {
+			p->fatal = err;
+			return err;
+		}
 	}
 	for (int i = 0; i < parts->cnt; i++) {
 		rd_kafka_topic_partition_t *tp = &parts->elems[i];
@@ -2469,7 +2471,8 @@ static int add_parts(st_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
 					  &off, &mts, errstr, errstr_size);
 		if (err && err != ST_ENOENT) {
 			p->nparts = first;
-			return p->fatal = err;
+			p->fatal = err;
+			return err;
 		}
 		p->nparts++;
 		pt->lag = st_observe_lag(p->obs, tp->topic, tp->partition);
