@@ -1,12 +1,13 @@
-/* cdc.c -- Debezium envelope decoding with jansson. */
+/* cdc.c -- Debezium envelope decoding over the JSON reader of json.c. */
 #include "cdc.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "error.h"
+#include "json.h"
 #include "row.h"
 
 const char *st_cdc_op_name(char op)
@@ -21,62 +22,61 @@ const char *st_cdc_op_name(char op)
 }
 
 /* Unwraps {"schema":..,"payload":..} written with schemas.enable=true. */
-static json_t *payload_of(json_t *root)
+static const st_json_val_t *payload_of(const st_json_t *doc)
 {
-	json_t *payload;
+	const st_json_val_t *root = st_json_root(doc), *payload;
 
-	if (json_is_object(root) && json_object_size(root) == 2 &&
-	    json_object_get(root, "schema") &&
-	    (payload = json_object_get(root, "payload")))
+	if (root->type == ST_JSON_OBJECT && root->count == 2 &&
+	    st_json_get(doc, root, "schema") &&
+	    (payload = st_json_get(doc, root, "payload")))
 		return payload;
 	return root;
 }
 
-static json_t *parse(const void *buf, size_t len, const char *what,
-		     char *errstr, size_t errstr_size)
+static int parse(st_json_t *doc, const void *buf, size_t len,
+		 const char *what, char *errstr, size_t errstr_size)
 {
-	json_error_t jerr;
-	json_t *root;
+	char why[160];
+	int err;
 
-	root = json_loadb(buf, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-			  &jerr);
-	if (!root)
-		st_seterr(errstr, errstr_size, ST_EPARSE,
-			  "%s: invalid JSON at byte %d: %s", what,
-			  jerr.position, jerr.text);
-	return root;
+	if ((err = st_json_parse(doc, buf, len, why, sizeof(why))))
+		return st_seterr(errstr, errstr_size, err, "%s: %s", what,
+				 why);
+	return 0;
 }
 
 /* Appends one key column's value in canonical text to buf. */
-static int key_append(char **buf, size_t *len, json_t *v)
+static int key_append(char **buf, size_t *len, const st_json_val_t *v)
 {
 	char num[64], *nb, *dump = NULL;
 	const char *s;
 	size_t n;
 
-	switch (json_typeof(v)) {
-	case JSON_STRING:
-		s = json_string_value(v);
-		n = json_string_length(v);
+	switch (v->type) {
+	case ST_JSON_STRING:
+		s = v->s;
+		n = v->len;
 		break;
-	case JSON_INTEGER:
-		n = (size_t)snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-				     json_integer_value(v));
+	case ST_JSON_INT:
+		n = (size_t)snprintf(num, sizeof(num), "%lld",
+				     (long long)v->i);
 		s = num;
 		break;
-	case JSON_REAL:
-		n = (size_t)snprintf(num, sizeof(num), "%.17g",
-				     json_real_value(v));
+	case ST_JSON_REAL:
+		n = (size_t)snprintf(num, sizeof(num), "%.17g", v->d);
 		s = num;
 		break;
-	case JSON_TRUE:
-	case JSON_FALSE:
-		s = json_is_true(v) ? "true" : "false";
+	case ST_JSON_TRUE:
+	case ST_JSON_FALSE:
+		s = v->type == ST_JSON_TRUE ? "true" : "false";
 		n = strlen(s);
 		break;
+	case ST_JSON_NULL:
+		s = "null";
+		n = 4;
+		break;
 	default:
-		dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-		if (!dump)
+		if (!(dump = st_json_dump(v)))
 			return ST_ENOMEM;
 		s = dump;
 		n = strlen(dump);
@@ -100,30 +100,29 @@ static int key_append(char **buf, size_t *len, json_t *v)
 static int decode_key(const void *key, size_t key_len, st_cdc_msg_t *msg,
 		      char *errstr, size_t errstr_size)
 {
-	json_t *root, *obj, *v;
-	const char *name;
-	int err = 0;
+	const st_json_val_t *obj, *v;
+	st_json_t doc = {0};
+	int err;
 
 	if (!key || !key_len)
 		return st_seterr(errstr, errstr_size, ST_EPARSE,
 				 "message key: missing (the table needs a "
 				 "primary key or REPLICA IDENTITY)");
-	root = parse(key, key_len, "message key", errstr, errstr_size);
-	if (!root)
-		return ST_EPARSE;
-	obj = payload_of(root);
-	if (!json_is_object(obj) || !json_object_size(obj)) {
+	if ((err = parse(&doc, key, key_len, "message key", errstr,
+			 errstr_size)))
+		goto out;
+	obj = payload_of(&doc);
+	if (obj->type != ST_JSON_OBJECT || !obj->count) {
 		err = st_seterr(errstr, errstr_size, ST_EPARSE,
 				"message key: expected a non-empty object of "
 				"key columns");
 		goto out;
 	}
-	json_object_foreach(obj, name, v) {
+	for (v = st_json_first(&doc, obj); v; v = st_json_next(&doc, v))
 		if ((err = key_append(&msg->key, &msg->key_len, v)))
 			goto out;
-	}
 out:
-	json_decref(root);
+	st_json_free(&doc);
 	return err;
 }
 
@@ -135,20 +134,33 @@ static void table_from_topic(const char *topic, char *table)
 		 dot ? dot + 1 : topic ? topic : "");
 }
 
-static int get_int(json_t *obj, const char *name, int64_t *out)
+/* Copies a string value of at most size - 1 bytes, NUL-ended; a NUL
+ * inside ends it early. */
+static void copy_str(char *out, size_t size, const st_json_val_t *v)
 {
-	json_t *v = json_object_get(obj, name);
+	size_t n = v->len < size - 1 ? v->len : size - 1;
 
-	if (json_is_integer(v)) {
-		*out = json_integer_value(v);
+	memcpy(out, v->s, n);
+	out[n] = '\0';
+}
+
+static int get_int(const st_json_t *doc, const st_json_val_t *obj,
+		   const char *name, int64_t *out)
+{
+	const st_json_val_t *v = st_json_get(doc, obj, name);
+	char num[32], *end;
+	long long n;
+
+	if (v && v->type == ST_JSON_INT) {
+		*out = v->i;
 		return 0;
 	}
 	/* Debezium may encode an LSN or id as a decimal string. */
-	if (json_is_string(v)) {
-		char *end;
-		long long n = strtoll(json_string_value(v), &end, 10);
-
-		if (end != json_string_value(v) && !*end) {
+	if (v && v->type == ST_JSON_STRING && v->len && v->len < sizeof(num)) {
+		copy_str(num, sizeof(num), v);
+		errno = 0;
+		n = strtoll(num, &end, 10);
+		if (end == num + v->len && !errno) {
 			*out = n;
 			return 0;
 		}
@@ -156,82 +168,87 @@ static int get_int(json_t *obj, const char *name, int64_t *out)
 	return ST_ENOENT;
 }
 
-static int decode_change(json_t *p, st_cdc_msg_t *msg, char *errstr,
-			 size_t errstr_size)
+static int decode_change(const st_json_t *doc, const st_json_val_t *p,
+			 st_cdc_msg_t *msg, char *errstr, size_t errstr_size)
 {
-	json_t *op = json_object_get(p, "op"), *source, *image, *snap;
-	const char *ops, *table;
+	const st_json_val_t *op = st_json_get(doc, p, "op"), *source, *image;
+	const st_json_val_t *snap, *table;
 
-	ops = json_string_value(op);
-	if (!ops || strlen(ops) != 1 || !strchr("rcud", ops[0]))
+	if (!op || op->type != ST_JSON_STRING || op->len != 1 ||
+	    !memchr("rcud", op->s[0], 4))
 		return st_seterr(errstr, errstr_size, ST_EPARSE,
 				 "op: expected one of \"r\", \"c\", \"u\", "
-				 "\"d\"%s%s", ops ? ", got " : "",
-				 ops ? ops : "");
+				 "\"d\"%s%.*s",
+				 op && op->type == ST_JSON_STRING ? ", got " :
+				 "", op && op->type == ST_JSON_STRING ?
+				 (int)(op->len > 16 ? 16 : op->len) : 0,
+				 op && op->type == ST_JSON_STRING ? op->s : "");
 	msg->kind = ST_CDC_CHANGE;
-	msg->op = ops[0];
-	source = json_object_get(p, "source");
-	if (!json_is_object(source))
+	msg->op = op->s[0];
+	source = st_json_get(doc, p, "source");
+	if (!source || source->type != ST_JSON_OBJECT)
 		return st_seterr(errstr, errstr_size, ST_EPARSE,
 				 "source: missing or not an object");
-	if (get_int(source, "ts_ms", &msg->ts_ms))
+	if (get_int(doc, source, "ts_ms", &msg->ts_ms))
 		return st_seterr(errstr, errstr_size, ST_EPARSE,
 				 "source.ts_ms: missing or not an integer");
 	if (msg->ts_ms < 0)
 		return st_seterr(errstr, errstr_size, ST_EPARSE,
 				 "source.ts_ms: negative");
-	if (get_int(source, "lsn", &msg->lsn))
+	if (get_int(doc, source, "lsn", &msg->lsn))
 		return st_seterr(errstr, errstr_size, ST_EPARSE,
 				 "source.lsn: missing or not an integer");
 	if (msg->lsn < 0)
 		return st_seterr(errstr, errstr_size, ST_EPARSE,
 				 "source.lsn: negative");
-	if (get_int(source, "txId", &msg->txid))
+	if (get_int(doc, source, "txId", &msg->txid))
 		msg->txid = -1;
-	snap = json_object_get(source, "snapshot");
-	msg->snapshot = json_is_true(snap) ||
-			(json_is_string(snap) &&
-			 strcmp(json_string_value(snap), "false"));
-	table = json_string_value(json_object_get(source, "table"));
-	if (table) {
-		if (strlen(table) >= ST_CDC_TABLE_MAX)
+	snap = st_json_get(doc, source, "snapshot");
+	msg->snapshot = snap && (snap->type == ST_JSON_TRUE ||
+				 (snap->type == ST_JSON_STRING &&
+				  !st_json_streq(snap, "false")));
+	table = st_json_get(doc, source, "table");
+	if (table && table->type == ST_JSON_STRING) {
+		if (table->len >= ST_CDC_TABLE_MAX)
 			return st_seterr(errstr, errstr_size, ST_EPARSE,
 					 "source.table: longer than %d bytes",
 					 ST_CDC_TABLE_MAX - 1);
-		snprintf(msg->table, sizeof(msg->table), "%s", table);
+		copy_str(msg->table, sizeof(msg->table), table);
 	}
 	if (msg->op == 'd')
 		return 0;
-	image = json_object_get(p, "after");
-	if (!json_is_object(image))
+	image = st_json_get(doc, p, "after");
+	if (!image || image->type != ST_JSON_OBJECT)
 		return st_seterr(errstr, errstr_size, ST_EPARSE,
 				 "after: missing or not an object for op "
 				 "\"%c\"", msg->op);
-	if (st_row_from_json(image, &msg->row, &msg->row_len))
+	if (st_row_from_jval(doc, image, &msg->row, &msg->row_len))
 		return ST_ENOMEM;
 	return 0;
 }
 
-static int decode_txn(json_t *p, const char *status, st_cdc_msg_t *msg,
+static int decode_txn(const st_json_t *doc, const st_json_val_t *p,
+		      const st_json_val_t *status, st_cdc_msg_t *msg,
 		      char *errstr, size_t errstr_size)
 {
-	const char *id = json_string_value(json_object_get(p, "id"));
+	const st_json_val_t *id = st_json_get(doc, p, "id");
 
-	if (!strcmp(status, "BEGIN"))
+	if (st_json_streq(status, "BEGIN"))
 		msg->kind = ST_CDC_TXN_BEGIN;
-	else if (!strcmp(status, "END"))
+	else if (st_json_streq(status, "END"))
 		msg->kind = ST_CDC_TXN_END;
 	else
 		return st_seterr(errstr, errstr_size, ST_EPARSE,
-				 "status: expected BEGIN or END, got %s",
-				 status);
-	if (!id)
+				 "status: expected BEGIN or END, got %.*s",
+				 (int)(status->len > 32 ? 32 : status->len),
+				 status->s);
+	if (!id || id->type != ST_JSON_STRING)
 		return st_seterr(errstr, errstr_size, ST_EPARSE,
 				 "id: missing transaction id");
-	snprintf(msg->txn_id, sizeof(msg->txn_id), "%s", id);
-	if (get_int(p, "ts_ms", &msg->ts_ms))
+	copy_str(msg->txn_id, sizeof(msg->txn_id), id);
+	if (get_int(doc, p, "ts_ms", &msg->ts_ms))
 		msg->ts_ms = -1;
-	if (get_int(p, "event_count", &msg->event_count))
+	if (get_int(doc, p, "event_count", &msg->event_count))
 		msg->event_count = -1;
 	return 0;
 }
@@ -240,8 +257,8 @@ int st_cdc_decode(const char *topic, const void *key, size_t key_len,
 		  const void *value, size_t value_len, st_cdc_msg_t *msg,
 		  char *errstr, size_t errstr_size)
 {
-	json_t *root = NULL, *p;
-	const char *status;
+	const st_json_val_t *p, *status;
+	st_json_t doc = {0};
 	int err = 0;
 
 	memset(msg, 0, sizeof(*msg));
@@ -253,28 +270,25 @@ int st_cdc_decode(const char *topic, const void *key, size_t key_len,
 		err = decode_key(key, key_len, msg, errstr, errstr_size);
 		goto out;
 	}
-	root = parse(value, value_len, "message value", errstr, errstr_size);
-	if (!root) {
-		err = ST_EPARSE;
+	if ((err = parse(&doc, value, value_len, "message value", errstr,
+			 errstr_size)))
 		goto out;
-	}
-	p = payload_of(root);
-	if (!json_is_object(p)) {
+	p = payload_of(&doc);
+	if (p->type != ST_JSON_OBJECT) {
 		err = st_seterr(errstr, errstr_size, ST_EPARSE,
 				"message value: expected a JSON object");
 		goto out;
 	}
-	if (json_object_get(p, "op")) {
+	status = st_json_get(&doc, p, "status");
+	if (st_json_get(&doc, p, "op")) {
 		table_from_topic(topic, msg->table);
-		err = decode_change(p, msg, errstr, errstr_size);
+		err = decode_change(&doc, p, msg, errstr, errstr_size);
 		if (!err)
 			err = decode_key(key, key_len, msg, errstr,
 					 errstr_size);
-	} else if ((status = json_string_value(json_object_get(p,
-							       "status")))) {
-		err = decode_txn(p, status, msg, errstr, errstr_size);
-	} else if (!get_int(p, "ts_ms", &msg->ts_ms) &&
-		   json_object_size(p) == 1) {
+	} else if (status && status->type == ST_JSON_STRING) {
+		err = decode_txn(&doc, p, status, msg, errstr, errstr_size);
+	} else if (!get_int(&doc, p, "ts_ms", &msg->ts_ms) && p->count == 1) {
 		msg->kind = ST_CDC_HEARTBEAT;
 	} else {
 		err = st_seterr(errstr, errstr_size, ST_EPARSE,
@@ -283,7 +297,7 @@ int st_cdc_decode(const char *topic, const void *key, size_t key_len,
 				"\"status\" or lone \"ts_ms\")");
 	}
 out:
-	json_decref(root);
+	st_json_free(&doc);
 	if (err)
 		st_cdc_msg_clear(msg);
 	return err;

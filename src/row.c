@@ -198,49 +198,48 @@ int st_row_get(const uint8_t *row, size_t len, const char *name,
 	return r < 0 ? r : ST_ENOENT;
 }
 
-int st_row_from_json(const json_t *obj, uint8_t **rowp, size_t *lenp)
+int st_row_from_jval(const st_json_t *doc, const st_json_val_t *obj,
+		     uint8_t **rowp, size_t *lenp)
 {
 	st_row_builder_t b = {0};
-	const char *name;
-	json_t *val;
+	const st_json_val_t *val;
 	char *dump;
 	int err = 0;
 
-	if (!json_is_object(obj))
+	if (obj->type != ST_JSON_OBJECT)
 		return ST_EINVAL;
-	json_object_foreach((json_t *)obj, name, val) {
+	for (val = st_json_first(doc, obj); val; val = st_json_next(doc, val)) {
 		st_value_t v = {0};
 
 		dump = NULL;
-		switch (json_typeof(val)) {
-		case JSON_NULL:
+		switch (val->type) {
+		case ST_JSON_NULL:
 			v.type = ST_VAL_NULL;
 			break;
-		case JSON_TRUE:
-		case JSON_FALSE:
+		case ST_JSON_TRUE:
+		case ST_JSON_FALSE:
 			v.type = ST_VAL_BOOL;
-			v.i = json_is_true(val);
+			v.i = val->type == ST_JSON_TRUE;
 			break;
-		case JSON_INTEGER:
+		case ST_JSON_INT:
 			v.type = ST_VAL_INT;
-			v.i = json_integer_value(val);
+			v.i = val->i;
 			break;
-		case JSON_REAL:
+		case ST_JSON_REAL:
 			v.type = ST_VAL_DOUBLE;
-			v.d = json_real_value(val);
+			v.d = val->d;
 			break;
-		case JSON_STRING:
+		case ST_JSON_STRING:
 			v.type = ST_VAL_STRING;
-			v.s = json_string_value(val);
-			v.len = json_string_length(val);
+			v.s = val->s;
+			v.len = val->len;
 			if (v.len == sizeof(ST_DEBEZIUM_UNAVAILABLE) - 1 &&
 			    !memcmp(v.s, ST_DEBEZIUM_UNAVAILABLE, v.len))
 				v.type = ST_VAL_UNAVAILABLE;
 			break;
-		case JSON_OBJECT:
-		case JSON_ARRAY:
-			dump = json_dumps(val, JSON_COMPACT);
-			if (!dump) {
+		case ST_JSON_OBJECT:
+		case ST_JSON_ARRAY:
+			if (!(dump = st_json_dump(val))) {
 				err = ST_ENOMEM;
 				goto out;
 			}
@@ -249,7 +248,7 @@ int st_row_from_json(const json_t *obj, uint8_t **rowp, size_t *lenp)
 			v.len = strlen(dump);
 			break;
 		}
-		err = st_row_add(&b, name, strlen(name), &v);
+		err = st_row_add(&b, val->key, val->key_len, &v);
 		free(dump);
 		if (err)
 			goto out;

@@ -20,6 +20,8 @@
 
 #include <jansson.h>
 
+#include "json.h"
+
 typedef enum {
 	ST_VAL_NULL = 0,
 	ST_VAL_BOOL = 1,
@@ -75,10 +77,12 @@ int st_row_iter_next(st_row_iter_t *it, const char **name, size_t *namelen,
 int st_row_get(const uint8_t *row, size_t len, const char *name,
 	       st_value_t *out);
 
-/* Builds a row from a JSON object; objects and arrays inside become
- * strings of compact JSON, the unavailable placeholder becomes
- * ST_VAL_UNAVAILABLE. Returns 0, ST_EINVAL (not an object) or ST_ENOMEM. */
-int st_row_from_json(const json_t *obj, uint8_t **rowp, size_t *lenp);
+/* Builds a row from an object of a parsed JSON document, its members in
+ * order; objects and arrays inside become strings of compact JSON, the
+ * unavailable placeholder becomes ST_VAL_UNAVAILABLE. Returns 0, ST_EINVAL
+ * (not an object) or ST_ENOMEM. */
+int st_row_from_jval(const st_json_t *doc, const st_json_val_t *obj,
+		     uint8_t **rowp, size_t *lenp);
 
 /* Returns a new JSON object for a row (caller json_decref()s), or NULL on
  * a malformed row or ENOMEM. */

@@ -9,6 +9,7 @@
 #include "error.h"
 #include "features.h"
 #include "row.h"
+#include "testutil.h"
 
 static const char *const fields[] = {
 	"txn_id", "user_id", "merchant_id", "amount", "currency", "channel",
@@ -31,12 +32,9 @@ static st_features_t *parse(const char *text, char *errstr)
 
 static uint8_t *row(const char *json, size_t *len)
 {
-	json_t *j = json_loads(json, 0, NULL);
 	uint8_t *r;
 
-	ck_assert_ptr_nonnull(j);
-	ck_assert_int_eq(st_row_from_json(j, &r, len), 0);
-	json_decref(j);
+	ck_assert_int_eq(st_test_row(json, &r, len), 0);
 	return r;
 }
 

@@ -18,6 +18,7 @@
 #include "cdc.h"
 #include "error.h"
 #include "row.h"
+#include "testutil.h"
 #include "state.h"
 #include "temporal.h"
 
@@ -55,11 +56,7 @@ static void change(st_cdc_msg_t *m, const char *table, const char *key,
 	m->ts_ms = ts;
 	m->lsn = lsn;
 	if (json) {
-		json_t *j = json_loads(json, 0, NULL);
-
-		ck_assert_ptr_nonnull(j);
-		ck_assert_int_eq(st_row_from_json(j, &m->row, &m->row_len), 0);
-		json_decref(j);
+		ck_assert_int_eq(st_test_row(json, &m->row, &m->row_len), 0);
 	}
 }
 

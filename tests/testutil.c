@@ -8,6 +8,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "json.h"
+#include "row.h"
+
 int st_test_on_path(const char *prog)
 {
 	const char *path = getenv("PATH");
@@ -23,4 +26,16 @@ int st_test_on_path(const char *prog)
 	}
 	free(copy);
 	return found;
+}
+
+int st_test_row(const char *json, uint8_t **row, size_t *len)
+{
+	st_json_t doc = {0};
+	int err;
+
+	err = st_json_parse(&doc, json, strlen(json), NULL, 0);
+	if (!err)
+		err = st_row_from_jval(&doc, st_json_root(&doc), row, len);
+	st_json_free(&doc);
+	return err;
 }
