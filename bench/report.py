@@ -89,6 +89,20 @@ def bench_asof():
     return res
 
 
+def bench_cdc():
+    n = 50000 if A.quick else 200000
+    reps = 1 if A.quick else 3
+    res = {"own": [], "jansson": [], "ratio": []}
+    for _ in range(reps):
+        out = run([bin_("bench_cdc"), "-n", str(n)])
+        res["own"].append(float(re.search(r"st_cdc_decode: .* = ([0-9.]+) events/s", out).group(1)))
+        res["jansson"].append(float(re.search(r"jansson json_loadb alone: .* = ([0-9.]+) events/s", out).group(1)))
+        res["ratio"].append(float(re.search(r"rate\): ([0-9.]+)", out).group(1)))
+        res["bytes"] = int(re.search(r"event: ([0-9]+) bytes", out).group(1))
+    res["cmd"] = f"bench_cdc -n {n}"
+    return res
+
+
 def bench_online():
     n = 100000 if A.quick else 400000
     out = run([bin_("bench_online"), "-p", str(A.redis_port), "-n", str(n), "-k", "50000",
@@ -502,7 +516,7 @@ def versions():
     return v
 
 
-def report(asof, online, scorer, pipe, files, serve):
+def report(asof, cdc, online, scorer, pipe, files, serve):
     now = datetime.datetime.now(datetime.timezone.utc)
     with open("/proc/cpuinfo") as f:
         cpu = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
@@ -533,6 +547,7 @@ def report(asof, online, scorer, pipe, files, serve):
     w("| --- | --- | --- | --- |")
     w(f"| as-of lookups/s over {asof['versions']:,} versions | {spread(asof['asof'])} | plain `mdb_get` {spread(asof['get'])} | {spread(asof['ratio'], '{:.2f}')} (target >= 0.80) |")
     w(f"| temporal store ingest, versions/s | {spread(asof['ingest'])} | target 100,000 | {med(asof['ingest']) / 100000:.2f} |")
+    w(f"| CDC change events decoded/s ({cdc['bytes']:,} bytes each) | {spread(cdc['own'])} | jansson's parse alone {spread(cdc['jansson'])} | {spread(cdc['ratio'], '{:.1f}')} |")
     w(f"| pipeline events per CPU-second (exactly-once, `state.vectors=false`: decode, two as-of joins, windows, Redis) | {spread(novec_cpu)} | target 150,000 | {med(novec_cpu) / 150000:.2f} |")
     w(f"| the same with the defaults (vectors also kept in LMDB for `strata serve`) | {spread(eos_cpu)} | target 150,000 | {med(eos_cpu) / 150000:.2f} |")
     w(f"| pipeline throughput, events/s (exactly-once) | {spread(eos_rate)} | bare consume {pipe['bare']:,.0f} msg/s | {med(eos_rate) / pipe['bare']:.3f} |")
@@ -559,6 +574,15 @@ def report(asof, online, scorer, pipe, files, serve):
     w("")
     w(f"- ingest: {spread(asof['ingest'])} versions/s (batches of 100,000 per LMDB transaction)")
     w(f"- as-of lookup: {spread(asof['asof'])} lookups/s; plain `mdb_get` of an existing version key: {spread(asof['get'])} gets/s; ratio {spread(asof['ratio'], '{:.2f}')}")
+    w("")
+    w("## CDC decoding (`bench/bench_cdc.c`)")
+    w("")
+    w(f"Command: `{cdc['cmd']}`: one users change event as the stack's Debezium writes it, a 3,300-byte "
+      "text column inside, decoded by `st_cdc_decode` (parse, key, binary row) and parsed by jansson's "
+      "`json_loadb` alone (what the decoder was built on before), in alternating rounds.")
+    w("")
+    w(f"- `st_cdc_decode`: {spread(cdc['own'])} events/s; jansson alone: {spread(cdc['jansson'])} events/s; "
+      f"ratio {spread(cdc['ratio'], '{:.1f}')}")
     w("")
     w("## Pipeline (`bench/bench_pipeline.c`, strata on the local stack)")
     w("")
@@ -684,7 +708,7 @@ def report(asof, online, scorer, pipe, files, serve):
     with open(os.path.join(OUT, "report.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
     with open(os.path.join(OUT, "results.json"), "w") as f:
-        json.dump({"asof": asof, "online": {k: v for k, v in online.items() if k != "raw"},
+        json.dump({"asof": asof, "cdc": cdc, "online": {k: v for k, v in online.items() if k != "raw"},
                    "scorer": scorer, "serve": {k: v for k, v in serve.items() if k != "raw"},
                    "pipeline": {k: v for k, v in pipe.items()}}, f, indent=1, default=str)
 
@@ -702,12 +726,13 @@ def main():
     global BROKER_AT_START
     BROKER_AT_START = broker_partitions()
     asof = bench_asof()
+    cdc = bench_cdc()
     online = bench_online()
     scorer = bench_scorer()
     serve = bench_serve()
     pipe = bench_pipeline()
     files = plots(pipe, scorer)
-    report(asof, online, scorer, pipe, files, serve)
+    report(asof, cdc, online, scorer, pipe, files, serve)
     clean_up()
     shutil.rmtree(os.path.join(OUT, "raw"), ignore_errors=True)
     print(f"report: {os.path.join(OUT, 'report.md')}")
