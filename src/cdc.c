@@ -51,6 +51,7 @@ static int key_append(char **buf, size_t *len, const st_json_val_t *v)
 	char num[64], *nb, *dump = NULL;
 	const char *s;
 	size_t n;
+	int err;
 
 	switch (v->type) {
 	case ST_JSON_STRING:
@@ -76,8 +77,8 @@ static int key_append(char **buf, size_t *len, const st_json_val_t *v)
 		n = 4;
 		break;
 	default:
-		if (!(dump = st_json_dump(v)))
-			return ST_ENOMEM;
+		if ((err = st_json_dump(v, &dump)))
+			return err;
 		s = dump;
 		n = strlen(dump);
 		break;
@@ -119,8 +120,12 @@ static int decode_key(const void *key, size_t key_len, st_cdc_msg_t *msg,
 		goto out;
 	}
 	for (v = st_json_first(&doc, obj); v; v = st_json_next(&doc, v))
-		if ((err = key_append(&msg->key, &msg->key_len, v)))
+		if ((err = key_append(&msg->key, &msg->key_len, v))) {
+			st_seterr(errstr, errstr_size, err, "message key: "
+				  "column %.*s: %s", (int)v->key_len, v->key,
+				  st_strerror(err));
 			goto out;
+		}
 out:
 	st_json_free(&doc);
 	return err;
@@ -173,6 +178,7 @@ static int decode_change(const st_json_t *doc, const st_json_val_t *p,
 {
 	const st_json_val_t *op = st_json_get(doc, p, "op"), *source, *image;
 	const st_json_val_t *snap, *table;
+	int err;
 
 	if (!op || op->type != ST_JSON_STRING || op->len != 1 ||
 	    !memchr("rcud", op->s[0], 4))
@@ -222,8 +228,9 @@ static int decode_change(const st_json_t *doc, const st_json_val_t *p,
 		return st_seterr(errstr, errstr_size, ST_EPARSE,
 				 "after: missing or not an object for op "
 				 "\"%c\"", msg->op);
-	if (st_row_from_jval(doc, image, &msg->row, &msg->row_len))
-		return ST_ENOMEM;
+	if ((err = st_row_from_jval(doc, image, &msg->row, &msg->row_len)))
+		return st_seterr(errstr, errstr_size, err, "after: %s",
+				 st_strerror(err));
 	return 0;
 }
 

@@ -379,18 +379,100 @@ static int duplicate(const st_json_t *d, uint32_t first, long k)
 	return 0;
 }
 
+/*
+ * The keys of one object, for the duplicate check. Up to KEYSET_FROM
+ * members, a key's length and first byte pick one of 64 bits and only a
+ * key whose bit is set is compared with the others; from there on, a hash
+ * set of the members, so that an object of many keys alike ("k000001",
+ * "k000002", ...) costs linear time, not quadratic.
+ */
+#define KEYSET_FROM 32
+
+typedef struct keyset {
+	uint64_t seen;
+	uint32_t *cell;         /* member index + 1; 0: empty */
+	size_t cap;
+} keyset_t;
+
+static uint64_t key_fnv(const char *k, size_t n)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	while (n--)
+		h = (h ^ (unsigned char)*k++) * 1099511628211ULL;
+	return h;
+}
+
+/* Puts member m into the set; 1 if an equal key is there already. */
+static int keyset_put(keyset_t *ks, const st_json_t *d, uint32_t m)
+{
+	const st_json_val_t *mv = &d->v[m], *o;
+	size_t j;
+
+	for (j = key_fnv(mv->key, mv->key_len) & (ks->cap - 1); ks->cell[j];
+	     j = (j + 1) & (ks->cap - 1)) {
+		o = &d->v[ks->cell[j] - 1];
+		if (o->key_len == mv->key_len &&
+		    !memcmp(o->key, mv->key, mv->key_len))
+			return 1;
+	}
+	ks->cell[j] = m + 1;
+	return 0;
+}
+
+/* A set of twice the room for the count members linked from first. */
+static int keyset_rebuild(parser_t *ps, keyset_t *ks, uint32_t first,
+			  size_t count)
+{
+	size_t cap = ks->cap ? ks->cap * 2 : 128;
+	uint32_t i;
+
+	while (cap < 4 * count)
+		cap *= 2;
+	free(ks->cell);
+	if (!(ks->cell = calloc(cap, sizeof(*ks->cell)))) {
+		ps->nomem = 1;
+		return -1;
+	}
+	ks->cap = cap;
+	for (i = first; i; i = ps->doc->v[i].next)
+		keyset_put(ks, ps->doc, i);
+	return 0;
+}
+
+/* Whether member k's key repeats an earlier member's (count of them,
+ * linked from first): 1, 0, or -1 when out of memory. */
+static int key_repeats(parser_t *ps, keyset_t *ks, uint32_t first,
+		       size_t count, long k)
+{
+	const st_json_val_t *kv = &ps->doc->v[k];
+	uint64_t bit;
+
+	if (count < KEYSET_FROM) {
+		bit = 1ULL << ((kv->key_len * 7 + (kv->key_len ?
+				(unsigned char)kv->key[0] : 0)) & 63);
+		if ((ks->seen & bit) && duplicate(ps->doc, first, k))
+			return 1;
+		ks->seen |= bit;
+		return 0;
+	}
+	if ((count + 1) * 2 > ks->cap &&
+	    keyset_rebuild(ps, ks, first, count + 1))
+		return -1;
+	return keyset_put(ks, ps->doc, (uint32_t)k);
+}
+
 /* An array or object at ps->p (its opening bracket). */
 static int parse_container(parser_t *ps, long idx, int object)
 {
 	char close = object ? '}' : ']';
-	uint64_t seen = 0, bit;
+	keyset_t keys = {0};
 	long prev = 0, child;
 	const char *key = NULL;
 	size_t key_len = 0;
-	uc_t *at, *open = ps->p;
+	uc_t *at = ps->p, *open = ps->p;
+	int r = -1, dup;
 
-	if (++ps->depth > MAX_DEPTH)
-		return fail(ps, ps->p, "maximum parsing depth reached");
 	ps->p++;
 	skip_ws(ps);
 	if (ps->p < ps->end && *ps->p == close)
@@ -398,34 +480,38 @@ static int parse_container(parser_t *ps, long idx, int object)
 	for (;;) {
 		if (object) {
 			at = ps->p;
-			if (at >= ps->end || *at != '"')
-				return fail(ps, at, "string or '}' expected");
+			if (at >= ps->end || *at != '"') {
+				fail(ps, at, "string or '}' expected");
+				goto out;
+			}
 			if (parse_string(ps, &key, &key_len))
-				return -1;
-			if (memchr(key, '\0', key_len))
-				return fail(ps, at, "NUL byte in object key "
-					    "not supported");
+				goto out;
+			if (memchr(key, '\0', key_len)) {
+				fail(ps, at, "NUL byte in object key not "
+				     "supported");
+				goto out;
+			}
 			skip_ws(ps);
-			if (ps->p >= ps->end || *ps->p != ':')
-				return fail(ps, ps->p, "':' expected");
+			if (ps->p >= ps->end || *ps->p != ':') {
+				fail(ps, ps->p, "':' expected");
+				goto out;
+			}
 			ps->p++;
 			skip_ws(ps);
 		}
 		if (parse_value(ps, &child))
-			return -1;
+			goto out;
 		if (object) {
 			ps->doc->v[child].key = key;
 			ps->doc->v[child].key_len = key_len;
-			/* A key's length and first byte pick one of 64 bits:
-			 * only a key whose bit is set is compared. */
-			bit = 1ULL << ((key_len * 7 +
-					(key_len ? (unsigned char)key[0] : 0)) &
-				       63);
-			if ((seen & bit) && duplicate(ps->doc,
-						      ps->doc->v[idx].first,
-						      child))
-				return fail(ps, at, "duplicate object key");
-			seen |= bit;
+			dup = key_repeats(ps, &keys, ps->doc->v[idx].first,
+					  ps->doc->v[idx].count, child);
+			if (dup < 0)
+				goto out;
+			if (dup) {
+				fail(ps, at, "duplicate object key");
+				goto out;
+			}
 		}
 		if (prev)
 			ps->doc->v[prev].next = (uint32_t)child;
@@ -436,18 +522,22 @@ static int parse_container(parser_t *ps, long idx, int object)
 		skip_ws(ps);
 		if (ps->p < ps->end && *ps->p == close)
 			break;
-		if (ps->p >= ps->end || *ps->p != ',')
-			return fail(ps, ps->p, object ? "',' or '}' expected" :
-				    "',' or ']' expected");
+		if (ps->p >= ps->end || *ps->p != ',') {
+			fail(ps, ps->p, object ? "',' or '}' expected" :
+			     "',' or ']' expected");
+			goto out;
+		}
 		ps->p++;
 		skip_ws(ps);
 	}
 done:
 	ps->p++;
-	ps->depth--;
 	ps->doc->v[idx].s = (const char *)open;
 	ps->doc->v[idx].len = (size_t)(ps->p - open);
-	return 0;
+	r = 0;
+out:
+	free(keys.cell);
+	return r;
 }
 
 static int literal(parser_t *ps, const char *word, size_t n)
@@ -458,7 +548,7 @@ static int literal(parser_t *ps, const char *word, size_t n)
 	return 0;
 }
 
-static int parse_value(parser_t *ps, long *out)
+static int parse_one(parser_t *ps, long *out)
 {
 	st_json_type_t t;
 	long idx;
@@ -501,6 +591,19 @@ static int parse_value(parser_t *ps, long *out)
 	case ST_JSON_NULL: return literal(ps, "null", 4);
 	default: return parse_number(ps, idx);
 	}
+}
+
+/* Every value counts towards the nesting depth, as in jansson: a scalar
+ * inside 2048 arrays is one level too deep. */
+static int parse_value(parser_t *ps, long *out)
+{
+	int r;
+
+	if (++ps->depth > MAX_DEPTH)
+		return fail(ps, ps->p, "maximum parsing depth reached");
+	r = parse_one(ps, out);
+	ps->depth--;
+	return r;
 }
 
 int st_json_parse(st_json_t *doc, const void *buf, size_t len, char *errstr,
@@ -558,17 +661,19 @@ const st_json_val_t *st_json_get(const st_json_t *doc,
 	return NULL;
 }
 
-char *st_json_dump(const st_json_val_t *v)
+int st_json_dump(const st_json_val_t *v, char **out)
 {
+	json_error_t jerr;
 	json_t *j = json_loadb(v->s, v->len, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-			       NULL);
-	char *text;
+			       &jerr);
 
+	*out = NULL;
 	if (!j)
-		return NULL;
-	text = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+		return json_error_code(&jerr) == json_error_out_of_memory ?
+		       ST_ENOMEM : ST_EPARSE;
+	*out = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
 	json_decref(j);
-	return text;
+	return *out ? 0 : ST_ENOMEM;
 }
 
 int st_json_streq(const st_json_val_t *v, const char *s)

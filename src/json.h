@@ -60,7 +60,8 @@ typedef struct st_json {
 
 /*
  * Parses len bytes. Returns 0, ST_EPARSE with errstr "invalid JSON at byte
- * N: reason" (N counts from 0), or ST_ENOMEM.
+ * N: reason" (N counts from 0: where the offending token starts), or
+ * ST_ENOMEM.
  */
 int st_json_parse(st_json_t *doc, const void *buf, size_t len, char *errstr,
 		  size_t errstr_size);
@@ -94,9 +95,11 @@ const st_json_val_t *st_json_get(const st_json_t *doc,
 /*
  * An array or object in compact JSON, as jansson's json_dumps() with
  * JSON_COMPACT writes it (which it does: the text is handed to jansson).
- * Returns a NUL-ended string the caller frees, or NULL when out of memory.
+ * Returns 0 and *out, a NUL-ended string the caller frees; ST_ENOMEM; or
+ * ST_EPARSE should jansson refuse what this reader accepted (a bug: the
+ * two are meant to agree).
  */
-char *st_json_dump(const st_json_val_t *v);
+int st_json_dump(const st_json_val_t *v, char **out);
 
 /* Whether v is a string equal to the NUL-ended s. */
 int st_json_streq(const st_json_val_t *v, const char *s);

@@ -239,10 +239,8 @@ int st_row_from_jval(const st_json_t *doc, const st_json_val_t *obj,
 			break;
 		case ST_JSON_OBJECT:
 		case ST_JSON_ARRAY:
-			if (!(dump = st_json_dump(val))) {
-				err = ST_ENOMEM;
+			if ((err = st_json_dump(val, &dump)))
 				goto out;
-			}
 			v.type = ST_VAL_STRING;
 			v.s = dump;
 			v.len = strlen(dump);

@@ -80,7 +80,7 @@ int st_row_get(const uint8_t *row, size_t len, const char *name,
 /* Builds a row from an object of a parsed JSON document, its members in
  * order; objects and arrays inside become strings of compact JSON, the
  * unavailable placeholder becomes ST_VAL_UNAVAILABLE. Returns 0, ST_EINVAL
- * (not an object) or ST_ENOMEM. */
+ * (not an object), ST_ENOMEM, or what st_json_dump() returns. */
 int st_row_from_jval(const st_json_t *doc, const st_json_val_t *obj,
 		     uint8_t **rowp, size_t *lenp);
 

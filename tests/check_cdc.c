@@ -166,6 +166,13 @@ static const struct {
 	 "source.ts_ms: missing or not an integer"},
 	{KEY, "{\"op\":\"c\",\"source\":{\"ts_ms\":-1,\"lsn\":1},\"after\":{}}",
 	 "source.ts_ms: negative"},
+	/* A number in a string must be whole and in range: it was clamped
+	 * to INT64_MAX before. */
+	{KEY, "{\"op\":\"c\",\"source\":{\"ts_ms\":\"99999999999999999999\","
+	 "\"lsn\":1},\"after\":{}}", "source.ts_ms: missing or not an integer"},
+	{KEY, "{\"op\":\"c\",\"source\":{\"ts_ms\":\"12\\u0000\",\"lsn\":1},"
+	 "\"after\":{}}", "source.ts_ms: missing or not an integer"},
+	{KEY, "{\"op\":\"r\\u0000\",\"source\":{}}", "op: expected one of"},
 	{KEY, "{\"op\":\"c\",\"source\":{\"ts_ms\":1,\"lsn\":-2},\"after\":{}}",
 	 "source.lsn: negative"},
 	{KEY, "{\"op\":\"c\",\"source\":{\"ts_ms\":1},\"after\":{}}",
@@ -179,6 +186,8 @@ static const struct {
 	{"{\"id\":", "{\"op\":\"d\",\"source\":{\"ts_ms\":1,\"lsn\":2}}",
 	 "message key: invalid JSON"},
 	{"{\"id\":1}", "{\"status\":\"MAYBE\",\"id\":\"1\"}",
+	 "status: expected BEGIN or END"},
+	{"{\"id\":1}", "{\"status\":\"BEGIN\\u0000\",\"id\":\"1\"}",
 	 "status: expected BEGIN or END"},
 	{"{\"id\":1}", "{\"op\":\"c\",\"op\":\"d\"}", "invalid JSON"},
 	{NULL, NULL, "message key: missing"},

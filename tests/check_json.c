@@ -67,8 +67,9 @@ static int same(const st_json_t *doc, const st_json_val_t *v, json_t *j,
 		json_object_foreach(j, key, jc) {
 			if (c->key_len != strlen(key) ||
 			    memcmp(c->key, key, c->key_len)) {
-				snprintf(why, n, "member \"%s\" where jansson "
-					 "has \"%s\"", c->key, key);
+				snprintf(why, n, "member \"%.*s\" where jansson "
+					 "has \"%s\"", (int)c->key_len, c->key,
+					 key);
 				return 0;
 			}
 			if (!same(doc, c, jc, why, n))
@@ -161,16 +162,61 @@ START_TEST(nul_bytes)
 }
 END_TEST
 
+/* Every value counts towards jansson's 2048 levels, a scalar too. */
 START_TEST(nesting_limit)
 {
-	char buf[2 * 2050];
-	size_t d;
+	static const char *const inner[] = {"", "1", "\"s\"", "null", "{}",
+					    "{\"a\":1}"};
+	char buf[2 * 2050 + 16];
+	size_t d, i, n;
 
-	for (d = 2047; d <= 2049; d++) {
-		memset(buf, '[', d);
-		memset(buf + d, ']', d);
-		ck_assert_int_eq(agree(buf, 2 * d), d <= 2048);
+	for (i = 0; i < sizeof(inner) / sizeof(inner[0]); i++) {
+		for (d = 2046; d <= 2049; d++) {
+			n = strlen(inner[i]);
+			memset(buf, '[', d);
+			memcpy(buf + d, inner[i], n);
+			memset(buf + d + n, ']', d);
+			ck_assert_int_eq(agree(buf, 2 * d + n),
+					 d + (n ? 1 : 0) + (inner[i][0] == '{' &&
+							    n > 2) <= 2048);
+		}
 	}
+}
+END_TEST
+
+/* Objects of many keys alike, which the duplicate check handles with a
+ * hash set past 32 members: every duplicate still found. */
+static size_t keys_object(char *buf, size_t cap, size_t n, size_t dup)
+{
+	size_t len = 0, k;
+
+	buf[len++] = '{';
+	for (k = 0; k < n; k++)
+		len += (size_t)snprintf(buf + len, cap - len, "%s\"k%06zu\":%zu",
+					k ? "," : "", k, k);
+	if (dup < n)       /* key number dup once more, at the end */
+		len += (size_t)snprintf(buf + len, cap - len, ",\"k%06zu\":0",
+					dup);
+	buf[len++] = '}';
+	return len;
+}
+
+START_TEST(many_keys)
+{
+	static const size_t sizes[] = {31, 32, 33, 200, 5000};
+	size_t i, n, dup, step, cap = 5001 * 24 + 64;
+	char *buf = malloc(cap);
+
+	ck_assert_ptr_nonnull(buf);
+	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		n = sizes[i];
+		step = n > 40 ? n / 7 : 1;
+		ck_assert(agree(buf, keys_object(buf, cap, n, n)));
+		for (dup = 0; dup < n; dup += step)
+			ck_assert(!agree(buf, keys_object(buf, cap, n, dup)));
+		ck_assert(!agree(buf, keys_object(buf, cap, n, n - 1)));
+	}
+	free(buf);
 }
 END_TEST
 
@@ -367,6 +413,7 @@ int main(void)
 	tcase_add_loop_test(tc, hand_cases, 0, sizeof(cases) / sizeof(cases[0]));
 	tcase_add_test(tc, nul_bytes);
 	tcase_add_test(tc, nesting_limit);
+	tcase_add_test(tc, many_keys);
 	tcase_add_test(tc, random_documents);
 	tcase_add_test(tc, lookups_and_reuse);
 	suite_add_tcase(s, tc);
