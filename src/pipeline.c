@@ -38,6 +38,9 @@
 #define CONSUME_MAX 512        /* messages taken from Kafka per pass */
 #define ENTITY_MAX 256
 #define CACHE_BLOCK 4096      /* window cache entries per allocation */
+#define PREFETCH_FAR 8        /* events ahead: the index cell (see prefetch_far) */
+#define PREFETCH_NEAR 4       /* events ahead: the entry */
+#define PREFETCH_CLOSE 2      /* events ahead: the entry's window arrays */
 #define FRESH_MAX 4096        /* freshness samples per Redis flush */
 #define WRITE_BEHIND_BELOW 64 /* a pass of fewer events is light */
 #define WRITE_BEHIND_MAX 256  /* window states written after a light pass */
@@ -61,6 +64,7 @@ typedef struct pending {
 	int64_t event_time;
 	int64_t arrived_us;
 	int newest;                /* its entity's newest: 1, 0, -1 unknown */
+	uint64_t hash;             /* its entity key's key_hash(), 0: not yet */
 	st_value_t *fields;        /* decoded event; strings in buf */
 	char *buf;
 	size_t buf_cap;
@@ -91,6 +95,7 @@ typedef struct {
 typedef struct {
 	size_t entity_off, elen;
 	uint64_t hash;
+	size_t entry;              /* its window cache entry's number */
 	int64_t event_time, seq;
 	int stale;
 	int newest;                /* see pending_t; LMDB's copy is not read */
@@ -127,16 +132,23 @@ typedef struct {
 	uint64_t redis;            /* the Redis queue with the batch's last writes */
 } kcommit_t;
 
+#define KEY_INLINE 32          /* keys up to this long live in the entry */
+
 /* An entity in memory: its window state and the vector kept for it in
- * LMDB (vecrec.h; vec_len 0: none), written together (state.h). */
+ * LMDB (vecrec.h; vec_len 0: none), written together (state.h). What a
+ * look-up compares (hash, length, a short key) shares the entry's first
+ * cache line: a look-up of a random entity among 100,000 touches the
+ * index cell and that line, not also a key allocated elsewhere. */
 typedef struct {
-	char *key;
-	size_t klen, num;          /* num: its number in the cache */
-	uint64_t hash;
-	int dirty;
+	_Alignas(64) uint64_t hash;
+	size_t klen;
+	char *key;                 /* kin, or a copy of a longer key */
+	char kin[KEY_INLINE];
+	size_t num;                /* its number in the cache */
 	st_window_key_t win;
 	uint8_t *vec;
 	size_t vec_len, vec_cap;
+	int dirty;
 } wentry_t;
 
 struct st_pipeline {
@@ -302,7 +314,9 @@ static int cache_grow(st_pipeline_t *p)
 		if (!nb)
 			return ST_ENOMEM;
 		p->cache = nb;
-		if (!(nb[p->cache_blocks] = malloc(CACHE_BLOCK * sizeof(**nb))))
+		if (!(nb[p->cache_blocks] = aligned_alloc(_Alignof(wentry_t),
+							  CACHE_BLOCK *
+							  sizeof(**nb))))
 			return ST_ENOMEM;
 		p->cache_blocks++;
 	}
@@ -338,7 +352,8 @@ static void cache_clear(st_pipeline_t *p)
 	for (size_t i = 0; i < p->cache_count; i++) {
 		wentry_t *e = cache_at(p, i);
 
-		free(e->key);
+		if (e->key != e->kin)
+			free(e->key);
 		free(e->vec);
 		st_window_key_free(&e->win);
 	}
@@ -393,9 +408,9 @@ static int cache_take_vector(wentry_t *e, const st_state_entity_t *rec)
 
 /* The window state of an entity: from the cache, else LMDB, else new. */
 static int cache_get(st_pipeline_t *p, const char *key, size_t klen,
-		     wentry_t **ep, char *errstr, size_t errstr_size)
+		     uint64_t h, wentry_t **ep, char *errstr,
+		     size_t errstr_size)
 {
-	uint64_t h = key_hash(key, klen);
 	st_state_entity_t rec;
 	uint32_t *slot;
 	wentry_t *e;
@@ -409,11 +424,13 @@ static int cache_get(st_pipeline_t *p, const char *key, size_t klen,
 		*ep = cache_at(p, *slot - 1);
 		return 0;
 	}
-	if (!(kcopy = malloc(klen ? klen : 1)))
+	e = cache_at(p, p->cache_count);
+	if (klen <= KEY_INLINE)
+		kcopy = e->kin;
+	else if (!(kcopy = malloc(klen)))
 		return ST_ENOMEM;
 	memcpy(kcopy, key, klen);
-	e = cache_at(p, p->cache_count);
-	memset(e, 0, sizeof(*e));
+	memset(&e->num, 0, sizeof(*e) - offsetof(wentry_t, num));
 	e->key = kcopy;
 	e->num = p->cache_count;
 	e->klen = klen;
@@ -519,6 +536,7 @@ static pending_t *pending_new(st_pipeline_t *p)
 	e->kind = K_EVENT;
 	e->rkm = NULL;
 	e->schema_id = -1;
+	e->hash = 0;
 	e->reason[0] = e->message[0] = '\0';
 	return e;
 }
@@ -1108,12 +1126,13 @@ static int vmap_grow(st_pipeline_t *p)
 	return 0;
 }
 
-/* Keeps the event's vector if it is its entity's newest in the batch. */
+/* Keeps the event's vector if it is its entity's newest in the batch;
+ * entry is the entity's number in the window cache. */
 static int stage_vector(st_pipeline_t *p, pending_t *e, const char *entity,
-			size_t elen, int stale)
+			size_t elen, size_t entry, int stale)
 {
 	size_t nf = st_features_count(p->f), j;
-	uint64_t h = key_hash(entity, elen);
+	uint64_t h = e->hash;
 	int64_t seq = e->rkm->offset;
 	st_value_t *vals;
 	vec_t *v = NULL;
@@ -1160,6 +1179,7 @@ static int stage_vector(st_pipeline_t *p, pending_t *e, const char *entity,
 			return err;
 		v->elen = elen;
 		v->hash = h;
+		v->entry = entry;
 		p->vmap[j] = (uint32_t)++p->nvecs;
 	}
 	v->event_time = e->event_time;
@@ -1320,8 +1340,12 @@ static int keep_vector(st_pipeline_t *p, const vec_t *v, size_t n)
 
 	if (!p->conf->state_vectors)
 		return 0;
-	/* The event was applied to the entity's window this pass. */
-	e = cache_find(p, entity, v->elen, v->hash);
+	/* The event was applied to the entity's window this pass: its entry
+	 * is still the one staged, unless the cache was cleared since. */
+	e = v->entry < p->cache_count ? cache_at(p, v->entry) : NULL;
+	if (!e || e->hash != v->hash || e->klen != v->elen ||
+	    memcmp(e->key, entity, v->elen))
+		e = cache_find(p, entity, v->elen, v->hash);
 	if (!e)
 		return ST_ESTATE;
 	if (!v->newest && e->vec_len)
@@ -1440,6 +1464,13 @@ static int flush_online(st_pipeline_t *p, char *errstr, size_t errstr_size)
 		const vec_t *v = &p->vecs[k];
 		const st_value_t *vals = p->vvals + k * nf;
 		size_t n = 0;
+
+		/* keep_vector() reads a random entry and its vector: load
+		 * those of a vector a few places ahead meanwhile. */
+		if (p->conf->state_vectors && k + PREFETCH_NEAR < p->nvecs &&
+		    p->vecs[k + PREFETCH_NEAR].entry < p->cache_count)
+			__builtin_prefetch(cache_at(p, p->vecs[k +
+						PREFETCH_NEAR].entry));
 
 		for (size_t i = 0; i < nf; i++) {
 			if (vals[i].type == ST_VAL_NULL)
@@ -1562,8 +1593,10 @@ static int replay_out(st_pipeline_t *p, pending_t *e, const char *entity,
 	return 0;
 }
 
+/* Writes an event's output; w is its entity's window cache entry. */
 static int emit(st_pipeline_t *p, pending_t *e, const char *entity,
-		size_t elen, int stale, char *errstr, size_t errstr_size)
+		size_t elen, const wentry_t *w, int stale, char *errstr,
+		size_t errstr_size)
 {
 	size_t len = 0;
 	int err;
@@ -1577,7 +1610,7 @@ static int emit(st_pipeline_t *p, pending_t *e, const char *entity,
 	if (p->scorer && (err = add_score_row(p, e, entity, elen)))
 		return st_seterr(errstr, errstr_size, err, "scoring: %s",
 				 st_strerror(err));
-	if ((err = stage_vector(p, e, entity, elen, stale)))
+	if ((err = stage_vector(p, e, entity, elen, w->num, stale)))
 		return st_seterr(errstr, errstr_size, err, "staging the "
 				 "vector: %s", st_strerror(err));
 	if (!p->fenc)
@@ -1701,7 +1734,10 @@ static int process_event(st_pipeline_t *p, pending_t *e, const part_t *pt,
 	if (timed)
 		t1 = st_time_mono_us();
 	elen = key_text(&e->fields[p->efield], ebuf, sizeof(ebuf), &entity);
-	if ((err = cache_get(p, entity, elen, &w, errstr, errstr_size)))
+	if (!e->hash)
+		e->hash = key_hash(entity, elen);
+	if ((err = cache_get(p, entity, elen, e->hash, &w, errstr,
+			     errstr_size)))
 		return err;
 	if (!w->dirty)
 		p->dirty[p->ndirty++] = w->num;
@@ -1736,20 +1772,102 @@ static int process_event(st_pipeline_t *p, pending_t *e, const part_t *pt,
 		p->stats.stale_joins++;
 		st_metrics_counter_inc(p->obs->stale_joins);
 	}
-	return emit(p, e, entity, elen, stale, errstr, errstr_size);
+	return emit(p, e, entity, elen, w, stale, errstr, errstr_size);
+}
+
+/*
+ * Loads ahead of time the window cache memory the events ahead will touch.
+ * The entity of a backlog's next event is a random one of many: its index
+ * cell and then its entry are cache misses, one after the other, that
+ * stalled the loop (perf: the index probe was the loop's hottest spot).
+ * An event PREFETCH_FAR places ahead gets its hash and its index cell
+ * loaded; one PREFETCH_NEAR ahead, whose cell is then in the cache, its
+ * entry's first two lines (the key, the window state's header); one
+ * PREFETCH_CLOSE ahead, whose entry is then in the cache, the start of its
+ * window's arrays (times, positions, slot values).
+ */
+
+static void prefetch_far(st_pipeline_t *p, pending_t *e)
+{
+	char buf[32];
+	const char *key;
+	size_t klen;
+
+	if (!e || e->kind != K_EVENT || e->hash || !p->cache_cap)
+		return;
+	klen = key_text(&e->fields[p->efield], buf, sizeof(buf), &key);
+	e->hash = key_hash(key, klen);
+	__builtin_prefetch(&p->cache_index[e->hash & (p->cache_cap - 1)]);
+}
+
+static void prefetch_near(st_pipeline_t *p, const pending_t *e)
+{
+	uint32_t i;
+
+	if (!e || !e->hash || !p->cache_cap)
+		return;
+	i = p->cache_index[e->hash & (p->cache_cap - 1)];
+	if (i && i <= p->cache_count) {
+		const char *w = (const char *)cache_at(p, i - 1);
+
+		__builtin_prefetch(w);
+		__builtin_prefetch(w + 64);
+	}
+}
+
+static void prefetch_close(st_pipeline_t *p, const pending_t *e)
+{
+	const st_window_key_t *k;
+	const char *s;
+	size_t n, off;
+	uint32_t i;
+
+	if (!e || !e->hash || !p->cache_cap)
+		return;
+	i = p->cache_index[e->hash & (p->cache_cap - 1)];
+	if (!i || i > p->cache_count)
+		return;
+	k = &cache_at(p, i - 1)->win;
+	if (!k->ts)
+		return;
+	__builtin_prefetch(k->ts + k->start);
+	__builtin_prefetch(k->seq + k->start);
+	s = (const char *)(k->slots + k->start * k->nslots);
+	n = k->count * k->nslots * sizeof(*k->slots);
+	for (off = 0; off < n && off < 256; off += 64)
+		__builtin_prefetch(s + off);
+}
+
+static pending_t *ahead(pending_t *e, int n)
+{
+	while (e && n-- > 0)
+		e = e->next;
+	return e;
 }
 
 /* Processes pending entries in order while they are ready. */
 static int process_ready(st_pipeline_t *p, char *errstr, size_t errstr_size)
 {
 	int64_t cdc_wm = st_ingest_watermark(p->in), now = st_time_mono_us();
+	pending_t *soon = ahead(p->head, PREFETCH_CLOSE);
+	pending_t *near = ahead(soon, PREFETCH_NEAR - PREFETCH_CLOSE);
+	pending_t *far = ahead(near, PREFETCH_FAR - PREFETCH_NEAR);
 	int done = 0, err;
 
+	for (pending_t *f = p->head; f && f != far; f = f->next)
+		prefetch_far(p, f);
 	while (p->head &&
 	       p->batch_events < (size_t)p->conf->state_commit_events) {
 		pending_t *e = p->head;
 		part_t *pt = find_part(p, e->rkm->partition);
 		int stale = 0;
+
+		prefetch_far(p, far);
+		prefetch_near(p, near);
+		prefetch_close(p, soon);
+		far = far ? far->next : NULL;
+		near = near ? near->next : NULL;
+		soon = soon ? soon->next : NULL;
 
 		if (e->kind == K_EVENT && pt && pt->max_ts >= 0 &&
 		    e->event_time < pt->max_ts - p->conf->window_lateness_ms) {
