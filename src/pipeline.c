@@ -460,19 +460,20 @@ static int cache_write_entry(st_pipeline_t *p, size_t idx, char *errstr,
 			     size_t errstr_size)
 {
 	wentry_t *e = cache_at(p, idx);
-	st_state_entity_t rec = {NULL, e->vec, 0, e->vec_len};
-	uint8_t *buf;
+	size_t win_len = st_window_encoded_len(&e->win);
+	uint8_t *dst;
 	int err;
 
-	if ((err = st_window_encode(&e->win, &buf, &rec.win_len)))
+	/* Encoded straight into LMDB's room for the record. */
+	err = st_state_entity_reserve(p->st, e->key, e->klen, win_len,
+				      e->vec_len, &dst, errstr, errstr_size);
+	if (err)
 		return err;
-	rec.win = buf;
-	err = st_state_entity_put(p->st, e->key, e->klen, &rec, errstr,
-				  errstr_size);
-	free(buf);
-	if (!err)
-		e->dirty = 0;
-	return err;
+	st_window_encode_into(&e->win, dst);
+	if (e->vec_len)
+		memcpy(dst + win_len, e->vec, e->vec_len);
+	e->dirty = 0;
+	return 0;
 }
 
 /* A dirty entry's place in key order: its key's first 8 bytes. */

@@ -380,33 +380,28 @@ int st_state_entity_get(st_state_t *st, const void *key, size_t key_len,
 	return err;
 }
 
-int st_state_entity_put(st_state_t *st, const void *key, size_t key_len,
-			const st_state_entity_t *rec, char *errstr,
-			size_t errstr_size)
+int st_state_entity_reserve(st_state_t *st, const void *key, size_t key_len,
+			    size_t win_len, size_t vec_len, uint8_t **win,
+			    char *errstr, size_t errstr_size)
 {
-	MDB_val k = {key_len, (void *)key},
-		v = {4 + rec->win_len + rec->vec_len, NULL};
+	MDB_val k = {key_len, (void *)key}, v = {4 + win_len + vec_len, NULL};
 	uint8_t *p;
 	int rc;
 
 	if (!st->wtxn)
 		return st_seterr(errstr, errstr_size, ST_ESTATE,
-				 "entity_put outside a write transaction");
-	if (rec->win_len > UINT32_MAX)
+				 "entity record outside a write transaction");
+	if (win_len > UINT32_MAX)
 		return st_seterr(errstr, errstr_size, ST_ESTATE,
 				 "entity %.*s: window state too large",
 				 (int)key_len, (const char *)key);
-	/* Written in place: LMDB reserves the room, we fill it. */
 	rc = mdb_put(st->wtxn, st->entities, &k, &v, MDB_RESERVE);
 	if (rc)
 		return st_state_mdb_err(rc, "entity", errstr, errstr_size);
 	p = v.mv_data;
 	for (int b = 0; b < 4; b++)
-		p[b] = (uint8_t)(rec->win_len >> (8 * b));
-	if (rec->win_len)
-		memcpy(p + 4, rec->win, rec->win_len);
-	if (rec->vec_len)
-		memcpy(p + 4 + rec->win_len, rec->vec, rec->vec_len);
+		p[b] = (uint8_t)(win_len >> (8 * b));
+	*win = p + 4;
 	return 0;
 }
 

@@ -106,11 +106,15 @@ int st_state_entity_get(st_state_t *st, const void *key, size_t key_len,
 			st_state_entity_t *out, char *errstr,
 			size_t errstr_size);
 
-/* Writes an entity's record inside the write transaction. Returns 0,
- * ST_EFULL or ST_ESTATE. */
-int st_state_entity_put(st_state_t *st, const void *key, size_t key_len,
-			const st_state_entity_t *rec, char *errstr,
-			size_t errstr_size);
+/*
+ * Makes room for an entity's record inside the write transaction: *win
+ * points to win_len bytes for the window state, followed by vec_len bytes
+ * for the vector, both to fill in place before the next LMDB call (no copy
+ * of the record is made first). Returns 0, ST_EFULL or ST_ESTATE.
+ */
+int st_state_entity_reserve(st_state_t *st, const void *key, size_t key_len,
+			    size_t win_len, size_t vec_len, uint8_t **win,
+			    char *errstr, size_t errstr_size);
 
 /*
  * Small named values that describe the state (e.g. the window layout):

@@ -255,14 +255,17 @@ eval:
  * count x (i64 ts, u64 seq, nslots x 8 bytes). */
 #define HEADER 14
 
-int st_window_encode(const st_window_key_t *k, uint8_t **bufp, size_t *lenp)
+size_t st_window_encoded_len(const st_window_key_t *k)
 {
-	size_t per = 16 + (size_t)k->nslots * 8, len = HEADER + k->count * per;
-	uint8_t *buf = malloc(len), *p;
-	uint32_t count = (uint32_t)k->count;
+	return HEADER + k->count * (16 + (size_t)k->nslots * 8);
+}
 
-	if (!buf)
-		return ST_ENOMEM;
+void st_window_encode_into(const st_window_key_t *k, uint8_t *buf)
+{
+	size_t per = 16 + (size_t)k->nslots * 8;
+	uint32_t count = (uint32_t)k->count;
+	uint8_t *p;
+
 	buf[0] = FORMAT;
 	buf[1] = (uint8_t)k->nslots;
 	memcpy(buf + 2, &count, 4);
@@ -276,9 +279,6 @@ int st_window_encode(const st_window_key_t *k, uint8_t **bufp, size_t *lenp)
 			       (size_t)k->nslots * 8);
 		p += per;
 	}
-	*bufp = buf;
-	*lenp = len;
-	return 0;
 }
 
 int st_window_decode(st_window_key_t *k, const uint8_t *buf, size_t len)

@@ -87,14 +87,13 @@ int st_window_add(st_window_key_t *k, int64_t ts, uint64_t seq,
 /* Drops entries with time at or before evict_before. */
 void st_window_evict(st_window_key_t *k, int64_t evict_before);
 
-/*
- * Serialises the key (host byte order) into a new buffer (caller frees).
- * Returns 0 or ST_ENOMEM.
- */
-int st_window_encode(const st_window_key_t *k, uint8_t **bufp, size_t *lenp);
+/* The length of the key serialised (host byte order), and the key
+ * serialised into buf (that long), e.g. straight into LMDB's room for it. */
+size_t st_window_encoded_len(const st_window_key_t *k);
+void st_window_encode_into(const st_window_key_t *k, uint8_t *buf);
 
 /*
- * Restores a key from st_window_encode() output into an initialised key of
+ * Restores a key from st_window_encode_into() output into an initialised key of
  * the same nslots. Returns 0, ST_EPARSE (corrupt or other nslots) or
  * ST_ENOMEM.
  */

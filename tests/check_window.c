@@ -86,6 +86,15 @@ typedef struct {
 	uint64_t h;
 } ev_t;
 
+/* The key serialised into a new buffer (the test frees it). */
+static void encode(const st_window_key_t *k, uint8_t **buf, size_t *len)
+{
+	*len = st_window_encoded_len(k);
+	*buf = malloc(*len);
+	ck_assert_ptr_nonnull(*buf);
+	st_window_encode_into(k, *buf);
+}
+
 static int cmp_ev(const void *a, const void *b)
 {
 	const ev_t *x = a, *y = b;
@@ -257,8 +266,7 @@ START_TEST(property_matches_brute_force)
 				size_t len;
 				st_window_key_t k2;
 
-				ck_assert_int_eq(st_window_encode(&k, &buf,
-								  &len), 0);
+				encode(&k, &buf, &len);
 				st_window_key_init(&k2, 2);
 				ck_assert_int_eq(st_window_decode(&k2, buf,
 								  len), 0);
@@ -317,7 +325,7 @@ START_TEST(decode_rejects_corrupt)
 	st_window_key_init(&k, 1);
 	for (int i = 0; i < 5; i++)
 		st_window_add(&k, i, (uint64_t)i, &s, INT64_MIN, &spec, 1, &r);
-	ck_assert_int_eq(st_window_encode(&k, &buf, &len), 0);
+	encode(&k, &buf, &len);
 	for (size_t cut = 0; cut < len; cut++)
 		ck_assert_int_eq(st_window_decode(&k, buf, cut), ST_EPARSE);
 	st_window_key_init(&k3, 3);
