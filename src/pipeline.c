@@ -41,6 +41,7 @@
 #define PREFETCH_FAR 8        /* events ahead: the index cell (see prefetch_far) */
 #define PREFETCH_NEAR 4       /* events ahead: the entry */
 #define PREFETCH_CLOSE 2      /* events ahead: the entry's window arrays */
+#define SORT_DIRTY_FROM 1024  /* dirty states a full write sorts first */
 #define FRESH_MAX 4096        /* freshness samples per Redis flush */
 #define WRITE_BEHIND_BELOW 64 /* a pass of fewer events is light */
 #define WRITE_BEHIND_MAX 256  /* window states written after a light pass */
@@ -519,12 +520,13 @@ static void dirty_sort(st_pipeline_t *p)
 }
 
 /* Writes up to max of the batch's dirty window states into the open LMDB
- * transaction: all of them in key order, else the most recently dirtied
- * first. */
+ * transaction: all of them (max SIZE_MAX), in key order when there are
+ * many; else the most recently dirtied first (the write-behind of a light
+ * pass, which stays short). */
 static int cache_write_dirty(st_pipeline_t *p, size_t max, char *errstr,
 			     size_t errstr_size)
 {
-	if (max >= p->ndirty && p->ndirty > 1)
+	if (max == SIZE_MAX && p->ndirty >= SORT_DIRTY_FROM)
 		dirty_sort(p);
 	for (size_t k = 0; k < max && p->ndirty; k++) {
 		int err;
