@@ -1437,8 +1437,8 @@ static int keep_vector(st_pipeline_t *p, const vec_t *v, size_t n)
 	if (need > e->vec_cap) {
 		/* The old bytes are not needed (read above): a fresh block,
 		 * with room to spare, as the next vectors' lengths vary by a
-		 * few bytes (a realloc() of every other vector was 5% of the
-		 * loop's time, perf). */
+		 * few bytes (realloc() here was 5% of the loop's samples,
+		 * perf). */
 		size_t cap = (need + need / 4 + 127) & ~(size_t)127;
 		uint8_t *nb = malloc(cap);
 
