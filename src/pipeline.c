@@ -66,6 +66,9 @@ typedef struct pending {
 	int64_t arrived_us;
 	int newest;                /* its entity's newest: 1, 0, -1 unknown */
 	uint64_t hash;             /* its entity key's key_hash(), 0: not yet */
+	const char *entity;        /* its entity key (see entity_of) */
+	size_t elen;
+	char ebuf[32];             /* the key, when formatted from a number */
 	st_value_t *fields;        /* decoded event; strings in buf */
 	char *buf;
 	size_t buf_cap;
@@ -379,15 +382,6 @@ static uint32_t *cache_slot(st_pipeline_t *p, const char *key, size_t klen,
 			break;
 	}
 	return &p->cache_index[j];
-}
-
-/* The cached entry of an entity, or NULL. */
-static wentry_t *cache_find(st_pipeline_t *p, const char *key, size_t klen,
-			    uint64_t h)
-{
-	uint32_t i = p->cache_cap ? *cache_slot(p, key, klen, h) : 0;
-
-	return i ? cache_at(p, i - 1) : NULL;
 }
 
 /* Copies the kept vector of an entity read from LMDB into its entry. */
@@ -1158,6 +1152,18 @@ static size_t key_text(const st_value_t *v, char *buf, size_t size,
 	return 0;
 }
 
+/* Its entity key and the key's hash, worked out once per event: by the
+ * look-ahead (prefetch_far) or, for the last few of a pass, when it is
+ * processed. */
+static void entity_of(const st_pipeline_t *p, pending_t *e)
+{
+	if (e->hash)
+		return;
+	e->elen = key_text(&e->fields[p->efield], e->ebuf, sizeof(e->ebuf),
+			   &e->entity);
+	e->hash = key_hash(e->entity, e->elen);
+}
+
 static int encode_features(st_pipeline_t *p, pending_t *e, const char *entity,
 			   size_t elen, int stale, size_t *lenp);
 
@@ -1397,13 +1403,12 @@ static int keep_vector(st_pipeline_t *p, const vec_t *v, size_t n)
 
 	if (!p->conf->state_vectors)
 		return 0;
-	/* The event was applied to the entity's window this pass: its entry
-	 * is still the one staged, unless the cache was cleared since. */
+	/* The event was applied to the entity's window this pass, and the
+	 * cache is cleared only with no vector staged: its entry is still
+	 * the one staged. */
 	e = v->entry < p->cache_count ? cache_at(p, v->entry) : NULL;
 	if (!e || e->hash != v->hash || e->klen != v->elen ||
 	    memcmp(e->key, entity, v->elen))
-		e = cache_find(p, entity, v->elen, v->hash);
-	if (!e)
 		return ST_ESTATE;
 	if (!v->newest && e->vec_len)
 		return 0;
@@ -1762,9 +1767,8 @@ static int process_event(st_pipeline_t *p, pending_t *e, const part_t *pt,
 			 int stale, char *errstr, size_t errstr_size)
 {
 	const uint8_t *rows[ST_FEATURES_MAX_DIMS];
-	size_t lens[ST_FEATURES_MAX_DIMS], elen;
-	char ebuf[32], kbuf[32];
-	const char *entity;
+	size_t lens[ST_FEATURES_MAX_DIMS];
+	char kbuf[32];
 	wentry_t *w;
 	int err;
 
@@ -1798,10 +1802,8 @@ static int process_event(st_pipeline_t *p, pending_t *e, const part_t *pt,
 	}
 	if (timed)
 		t1 = st_time_mono_us();
-	elen = key_text(&e->fields[p->efield], ebuf, sizeof(ebuf), &entity);
-	if (!e->hash)
-		e->hash = key_hash(entity, elen);
-	if ((err = cache_get(p, entity, elen, e->hash, &w, errstr,
+	entity_of(p, e);
+	if ((err = cache_get(p, e->entity, e->elen, e->hash, &w, errstr,
 			     errstr_size)))
 		return err;
 	if (!w->dirty)
@@ -1837,7 +1839,7 @@ static int process_event(st_pipeline_t *p, pending_t *e, const part_t *pt,
 		p->stats.stale_joins++;
 		st_metrics_counter_inc(p->obs->stale_joins);
 	}
-	return emit(p, e, entity, elen, w, stale, errstr, errstr_size);
+	return emit(p, e, e->entity, e->elen, w, stale, errstr, errstr_size);
 }
 
 /*
@@ -1854,47 +1856,45 @@ static int process_event(st_pipeline_t *p, pending_t *e, const part_t *pt,
 
 static void prefetch_far(st_pipeline_t *p, pending_t *e)
 {
-	char buf[32];
-	const char *key;
-	size_t klen;
-
-	if (!e || e->kind != K_EVENT || e->hash || !p->cache_cap)
+	if (!e || e->kind != K_EVENT || !p->cache_cap)
 		return;
-	klen = key_text(&e->fields[p->efield], buf, sizeof(buf), &key);
-	e->hash = key_hash(key, klen);
+	entity_of(p, e);
 	__builtin_prefetch(&p->cache_index[e->hash & (p->cache_cap - 1)]);
 }
 
-static void prefetch_near(st_pipeline_t *p, const pending_t *e)
+/* The entry in the first index cell of e's entity (most often its own,
+ * else a neighbour's: only memory to load), or NULL. */
+static const wentry_t *first_cell_entry(const st_pipeline_t *p,
+					const pending_t *e)
 {
 	uint32_t i;
 
 	if (!e || !e->hash || !p->cache_cap)
-		return;
+		return NULL;
 	i = p->cache_index[e->hash & (p->cache_cap - 1)];
-	if (i && i <= p->cache_count) {
-		const char *w = (const char *)cache_at(p, i - 1);
+	return i && i <= p->cache_count ? cache_at(p, i - 1) : NULL;
+}
 
+static void prefetch_near(const st_pipeline_t *p, const pending_t *e)
+{
+	const char *w = (const char *)first_cell_entry(p, e);
+
+	if (w) {
 		__builtin_prefetch(w);
 		__builtin_prefetch(w + 64);
 	}
 }
 
-static void prefetch_close(st_pipeline_t *p, const pending_t *e)
+static void prefetch_close(const st_pipeline_t *p, const pending_t *e)
 {
+	const wentry_t *w = first_cell_entry(p, e);
 	const st_window_key_t *k;
 	const char *s;
 	size_t n, off;
-	uint32_t i;
 
-	if (!e || !e->hash || !p->cache_cap)
+	if (!w || !w->win.ts)
 		return;
-	i = p->cache_index[e->hash & (p->cache_cap - 1)];
-	if (!i || i > p->cache_count)
-		return;
-	k = &cache_at(p, i - 1)->win;
-	if (!k->ts)
-		return;
+	k = &w->win;
 	__builtin_prefetch(k->ts + k->start);
 	__builtin_prefetch(k->seq + k->start);
 	s = (const char *)(k->slots + k->start * k->nslots);
