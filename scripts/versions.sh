@@ -22,3 +22,8 @@ ORT_VERSION=1.21.0
 # promtool (scripts/install-promtool, opt-in: 8 minutes and 3.6 GB of Go caches
 # to build). Prometheus 3.Y.Z is the Go module version v0.(300+Y).Z.
 PROMTOOL_VERSION=3.16.0
+# The Flink peer of the pipeline benchmark (bench/flink, opt-in): Flink's LTS line with
+# its Kafka connector for it, and the Redis client its sink writes with.
+FLINK_VERSION=1.20.3
+FLINK_KAFKA_VERSION=3.4.0-1.20
+JEDIS_VERSION=7.4.1
