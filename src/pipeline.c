@@ -930,7 +930,9 @@ static int consume(st_pipeline_t *p, char *errstr, size_t errstr_size)
 		st_metrics_counter_inc(p->m_in);
 		e = pending_new(p);
 		if (!e) {
-			rd_kafka_message_destroy(rkm);
+			for (ssize_t j = i; j < n; j++)
+				rd_kafka_message_destroy(msgs[j]);
+			rd_kafka_topic_partition_list_destroy(rewind);
 			return ST_ENOMEM;
 		}
 		err = decode_message(p, rkm, e, errstr, errstr_size);
