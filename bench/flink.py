@@ -97,6 +97,62 @@ def compare_outputs(a, sprefix, fprefix, users, sample=200):
     return agree, differ, missing, first_diff
 
 
+VARIANTS = (("strata, defaults", {"exactly.once": "true"}),
+            ("strata, the Flink job's work",
+             {"exactly.once": "true", "features.topic": "", "state.vectors": "false"}))
+
+
+def rounds(r, a, n, reps, users=100000):
+    """The backlog, then REPS rounds of the three runs; prints each run and
+    returns the runs by name, and each round's output comparison."""
+    res = {name: [] for name, _ in VARIANTS}
+    res["Flink"], res["compared"] = [], []
+    topic, bare = r.backlog(n, users)
+    res["bare"] = bare
+    print(f"bare librdkafka consume of the backlog: {bare:,.0f} messages/s")
+    for i in range(reps):
+        for j, (name, extra) in enumerate(VARIANTS):
+            x = r.process_backlog(topic, n, extra, f"flink-peer-s{j}-{i}")
+            res[name].append(x)
+            print(f"run {i} {name}: {x['rate']:,.0f} events/s, "
+                  f"{x['per_cpu']:,.0f} events per CPU-second (CPU {x['cpu']:.2f} s)", flush=True)
+        f = flink_run(r, a, topic, f"flink-{i}")
+        if f["events"] != n:
+            raise RuntimeError(f"the Flink job read {f['events']} events of {n}")
+        f.update(rate=n / f["span_s"], rate_whole=n / f["wall"], per_cpu=n / f["cpu"])
+        res["Flink"].append(f)
+        print(f"run {i} Flink (parallelism {a.parallelism}): {f['rate']:,.0f} events/s "
+              f"from first event to last write ({f['span_s']:.2f} s), "
+              f"{f['rate_whole']:,.0f} over its whole process ({f['wall']:.2f} s), "
+              f"{f['per_cpu']:,.0f} events per CPU-second (CPU {f['cpu']:.2f} s), "
+              f"{f['written']:,} vectors written", flush=True)
+        sprefix = r.PREFIXES[-2]   # the "Flink job's work" strata of this round
+        c = compare_outputs(a, sprefix, f["prefix"], users)
+        res["compared"].append(c)
+        ag, di, mi, fd = c
+        print(f"run {i} outputs, 200 sampled users: {ag} agree with the strata run "
+              f"beside it, {di} differ, {mi} written by one only"
+              + (f"; first difference, user {fd[0]}: {fd[1]}" if fd else ""), flush=True)
+    return res
+
+
+def summary(r, res):
+    """The medians and ratios, one line each."""
+    fl = r.med([x["rate"] for x in res["Flink"]])
+    fw = r.med([x["rate_whole"] for x in res["Flink"]])
+    fc = r.med([x["per_cpu"] for x in res["Flink"]])
+    out = [f"Flink: {r.spread([x['rate'] for x in res['Flink']])} events/s (first event to "
+           f"last write), {r.spread([x['rate_whole'] for x in res['Flink']])} over the whole "
+           f"process, {r.spread([x['per_cpu'] for x in res['Flink']])} events per CPU-second"]
+    for name, _ in VARIANTS:
+        rate = [x["rate"] for x in res[name]]
+        pc = [x["per_cpu"] for x in res[name]]
+        out.append(f"{name}: {r.spread(rate)} events/s, {r.med(rate) / fl:.2f}x Flink's "
+                   f"({r.med(rate) / fw:.2f}x its whole process; target >= 5x); "
+                   f"{r.spread(pc)} events per CPU-second, {r.med(pc) / fc:.2f}x Flink's")
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
     for k in ("root", "stack", "bootstrap", "registry", "model", "job"):
@@ -119,49 +175,10 @@ def main():
     os.makedirs(os.path.join(r.OUT, "raw"), exist_ok=True)
     print(f"command: bench/flink/run -n {a.n} --reps {a.reps} --parallelism {a.parallelism}"
           f" --heap {a.heap}")
-    same = {"exactly.once": "true", "features.topic": "", "state.vectors": "false"}
-    variants = [("strata, defaults", {"exactly.once": "true"}),
-                ("strata, the Flink job's work", same)]
-    rows = {name: [] for name, _ in variants}
-    rows["Flink"] = []
-    users = 100000
     try:
-        topic, bare = r.backlog(a.n, users)
-        print(f"bare librdkafka consume of the backlog: {bare:,.0f} messages/s")
-        for i in range(a.reps):
-            for j, (name, extra) in enumerate(variants):
-                res = r.process_backlog(topic, a.n, extra, f"s{j}-{i}")
-                rows[name].append(res)
-                print(f"run {i} {name}: {res['rate']:,.0f} events/s, "
-                      f"{res['per_cpu']:,.0f} events per CPU-second (CPU {res['cpu']:.2f} s)",
-                      flush=True)
-            f = flink_run(r, a, topic, f"flink-{i}")
-            if f["events"] != a.n:
-                raise RuntimeError(f"the Flink job read {f['events']} events of {a.n}")
-            f.update(rate=a.n / f["span_s"], rate_whole=a.n / f["wall"], per_cpu=a.n / f["cpu"])
-            rows["Flink"].append(f)
-            print(f"run {i} Flink (parallelism {a.parallelism}): {f['rate']:,.0f} events/s "
-                  f"from first event to last write ({f['span_s']:.2f} s), "
-                  f"{f['rate_whole']:,.0f} over its whole process ({f['wall']:.2f} s), "
-                  f"{f['per_cpu']:,.0f} events per CPU-second (CPU {f['cpu']:.2f} s), "
-                  f"{f['written']:,} vectors written", flush=True)
-            sprefix = r.PREFIXES[-2]   # the "Flink job's work" strata of this round
-            ag, di, mi, fd = compare_outputs(a, sprefix, f["prefix"], users)
-            print(f"run {i} outputs, 200 sampled users: {ag} agree with the strata run "
-                  f"beside it, {di} differ, {mi} written by one only"
-                  + (f"; first difference, user {fd[0]}: {fd[1]}" if fd else ""), flush=True)
-        fl = r.med([x["rate"] for x in rows["Flink"]])
-        fw = r.med([x["rate_whole"] for x in rows["Flink"]])
-        fc = r.med([x["per_cpu"] for x in rows["Flink"]])
-        print(f"Flink: {r.spread([x['rate'] for x in rows['Flink']])} events/s (first event to "
-              f"last write), {r.spread([x['rate_whole'] for x in rows['Flink']])} over the whole "
-              f"process, {r.spread([x['per_cpu'] for x in rows['Flink']])} events per CPU-second")
-        for name, _ in variants:
-            rate = [x["rate"] for x in rows[name]]
-            pc = [x["per_cpu"] for x in rows[name]]
-            print(f"{name}: {r.spread(rate)} events/s, {r.med(rate) / fl:.2f}x Flink's "
-                  f"({r.med(rate) / fw:.2f}x its whole process; target >= 5x); "
-                  f"{r.spread(pc)} events per CPU-second, {r.med(pc) / fc:.2f}x Flink's")
+        res = rounds(r, a, a.n, a.reps)
+        for line in summary(r, res):
+            print(line)
         out = r.run([r.bin_("bench_asof"), "-k", "1000000", "-v", "10", "-n", "2000000"])
         get = [x for x in out.splitlines() if x.startswith("plain mdb_get")]
         print("machine reference (bench_asof -k 1000000 -v 10 -n 2000000, one run): "

@@ -7,6 +7,7 @@ plots made by gnuplot. Every figure names the command that made it.
 """
 import argparse
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -432,6 +433,24 @@ def bench_pipeline():
     return res
 
 
+def bench_flink():
+    """The Flink peer (bench/flink.py): strata, strata doing the job's work,
+    and the Flink job, alternated on one backlog; None when its job did not
+    build (bench/run says why)."""
+    if not A.flink_job:
+        return None
+    spec = importlib.util.spec_from_file_location("flink", os.path.join(A.root, "bench", "flink.py"))
+    fl = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fl)
+    n, reps = (100000, 1) if A.quick else (300000, 2)
+    a = argparse.Namespace(root=A.root, bootstrap=A.bootstrap, registry=A.registry,
+                           redis_port=A.redis_port, job=A.flink_job, heap="512m", parallelism=2)
+    res = fl.rounds(sys.modules[__name__], a, n, reps)
+    res.update(n=n, reps=reps, summary=fl.summary(sys.modules[__name__], res),
+               job=os.path.basename(A.flink_job))
+    return res
+
+
 # ---- report -------------------------------------------------------------
 
 def gnuplot(script):
@@ -516,7 +535,7 @@ def versions():
     return v
 
 
-def report(asof, cdc, online, scorer, pipe, files, serve):
+def report(asof, cdc, online, scorer, pipe, files, serve, flink):
     now = datetime.datetime.now(datetime.timezone.utc)
     with open("/proc/cpuinfo") as f:
         cpu = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
@@ -552,6 +571,12 @@ def report(asof, cdc, online, scorer, pipe, files, serve):
     w(f"| the same with the defaults (vectors also kept in LMDB for `strata serve`) | {spread(eos_cpu)} | target 150,000 | {med(eos_cpu) / 150000:.2f} |")
     w(f"| pipeline throughput, events/s (exactly-once) | {spread(eos_rate)} | bare consume {pipe['bare']:,.0f} msg/s | {med(eos_rate) / pipe['bare']:.3f} |")
     w(f"| cost of exactly-once (throughput) | {spread(eos_rate)} vs {spread(plain_rate)} | at most 10% | {1 - med(eos_rate) / med(plain_rate):+.1%} |")
+    if flink:
+        fr = [x["rate"] for x in flink["Flink"]]
+        sr = [x["rate"] for x in flink["strata, defaults"]]
+        w(f"| pipeline throughput against a Flink job doing the same work (backlog of {flink['n']:,}) | {spread(sr)} | Flink {spread(fr)} (first event to last write) | {med(sr) / med(fr):.2f} (target >= 5) |")
+    else:
+        w("| pipeline throughput against a Flink job doing the same work | not run: the job did not build (see bench/run's output) | | |")
     f_t = pipe["fresh_true"]
     f_k = pipe["fresh_kafka"]
     w(f"| freshness at 20,000 events/s, p50 / p99 / p999 ms (with a plain consumer of the topic beside strata, `--split`) | {f_t['p50']:.2f} / {f_t['p99']:.2f} / {f_t['p999']:.2f} | target p50 < 1, p99 < 5 | {f_t['p99'] / 5:.1f}x the p99 target |")
@@ -671,6 +696,34 @@ def report(asof, cdc, online, scorer, pipe, files, serve):
     w("")
     w(f"![saturation]({files['saturation']})")
     w("")
+    if flink:
+        w("### Against Flink (`bench/flink.py`, the job in `bench/flink/src`)")
+        w("")
+        w(f"{flink['n']:,} transactions for 100,000 users on a fresh topic; bare librdkafka consume "
+          f"{flink['bare']:,.0f} messages/s. Rounds: {flink['reps']}, each from a fresh state: strata with its "
+          "defaults; strata doing the Flink job's work and no more (`features.topic` empty, "
+          "`state.vectors=false`); the Flink job (Flink 1.20 DataStream on a local MiniCluster, parallelism 2, "
+          "`-Xmx512m`: Confluent Avro through the registry, event-time as-of joins with the Debezium topics, "
+          "the fraud features in keyed state, guarded pipelined Redis writes, checkpoints every second). "
+          "The job's throughput is over the span from its first event decoded to its last Redis write "
+          "acknowledged (no JVM start-up), its CPU the JVM's at exit (start-up included).")
+        w("")
+        w("| run | events/s | events per CPU-second | CPU s |")
+        w("| --- | --- | --- | --- |")
+        for name in ("strata, defaults", "strata, the Flink job's work"):
+            rs = flink[name]
+            w(f"| {name} | {spread([x['rate'] for x in rs])} | {spread([x['per_cpu'] for x in rs])} | "
+              f"{spread([x['cpu'] for x in rs], '{:.2f}')} |")
+        rs = flink["Flink"]
+        w(f"| Flink | {spread([x['rate'] for x in rs])} ({spread([x['rate_whole'] for x in rs])} over its whole process) | "
+          f"{spread([x['per_cpu'] for x in rs])} | {spread([x['cpu'] for x in rs], '{:.2f}')} |")
+        w("")
+        for line in flink["summary"]:
+            w(f"- {line}")
+        for i, (ag, di, mi, _) in enumerate(flink["compared"]):
+            w(f"- round {i + 1}, outputs of 200 sampled users: {ag} agree with strata's, {di} differ, "
+              f"{mi} written by one only")
+        w("")
     w("## Redis writer (`bench/bench_online.c`)")
     w("")
     w(f"Command: `{online['cmd']}`")
@@ -710,7 +763,7 @@ def report(asof, cdc, online, scorer, pipe, files, serve):
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump({"asof": asof, "cdc": cdc, "online": {k: v for k, v in online.items() if k != "raw"},
                    "scorer": scorer, "serve": {k: v for k, v in serve.items() if k != "raw"},
-                   "pipeline": {k: v for k, v in pipe.items()}}, f, indent=1, default=str)
+                   "pipeline": {k: v for k, v in pipe.items()}, "flink": flink}, f, indent=1, default=str)
 
 
 def main():
@@ -720,6 +773,7 @@ def main():
         p.add_argument(f"--{a}", required=True)
     p.add_argument("--redis-port", type=int, required=True)
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--flink-job", default="", help="the built Flink peer (bench/run builds it)")
     A = p.parse_args()
     OUT = os.path.join(A.root, "bench", "results", datetime.date.today().isoformat())
     os.makedirs(os.path.join(OUT, "raw"), exist_ok=True)
@@ -731,8 +785,9 @@ def main():
     scorer = bench_scorer()
     serve = bench_serve()
     pipe = bench_pipeline()
+    flink = bench_flink()
     files = plots(pipe, scorer)
-    report(asof, cdc, online, scorer, pipe, files, serve)
+    report(asof, cdc, online, scorer, pipe, files, serve, flink)
     clean_up()
     shutil.rmtree(os.path.join(OUT, "raw"), ignore_errors=True)
     print(f"report: {os.path.join(OUT, 'report.md')}")

@@ -89,6 +89,34 @@ build() {
 		{ tail -n 40 "$dir/make.log" >&2; die "build failed in $dir (see $dir/make.log)"; }
 }
 
+# flink_job: builds the Flink peer of the pipeline benchmark (bench/flink)
+# with Maven into the cache, once per source and versions; prints its
+# directory. Fails, saying why on stderr, when Maven cannot build it.
+flink_job() {
+	local src=$ROOT/bench/flink hash job
+	hash=$({ echo "$FLINK_VERSION $FLINK_KAFKA_VERSION $JEDIS_VERSION"
+		cat "$src/pom.xml" $(find "$src/src" -name '*.java' | sort); } |
+		sha256sum | cut -c1-12)
+	job=$CACHE/flink-bench-$FLINK_VERSION-$hash
+	if [ ! -f "$job/.complete" ]; then
+		say "building the Flink job (Flink $FLINK_VERSION) into $job"
+		mkdir -p "$CACHE"
+		rm -rf "$job.tmp"
+		if ! mvn -q -B -f "$src/pom.xml" package -Dbuild.dir="$job.tmp" \
+			-Dflink.version="$FLINK_VERSION" \
+			-Dflink.kafka.version="$FLINK_KAFKA_VERSION" \
+			-Djedis.version="$JEDIS_VERSION" \
+			>"$CACHE/.flink-bench-build.log" 2>&1; then
+			say "building the Flink job failed: see $CACHE/.flink-bench-build.log"
+			return 1
+		fi
+		touch "$job.tmp/.complete"
+		rm -rf "$job"
+		mv "$job.tmp" "$job"
+	fi
+	printf '%s\n' "$job"
+}
+
 # bench_exec SCRIPT [ARGS...]: runs bench/SCRIPT (Python, in the stack's
 # venv) against the local stack, after building strata and the benchmarks
 # and training the example model if missing; for bench/run and bench/compare.

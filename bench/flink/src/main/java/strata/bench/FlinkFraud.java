@@ -292,6 +292,9 @@ public final class FlinkFraud {
 
 		@Override
 		public void processElement1(Txn t, Context ctx, Collector<O> out) throws Exception {
+			/* Behind the watermark (later than the 5 s the source
+			 * allows): joined at once, out of order, where strata
+			 * dead-letters it as late. */
 			if (t.eventTime <= ctx.timerService().currentWatermark()) {
 				join(t, out);
 				return;
