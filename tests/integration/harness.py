@@ -16,6 +16,8 @@ import time
 import traceback
 import urllib.request
 
+from confluent_kafka.admin import AdminClient
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -194,6 +196,23 @@ def run_tests(tests, env):
             _keep_stack_logs(env, test.__name__)
     print(f"{passed} passed, {failed} failed", flush=True)
     return failed == 0
+
+
+def delete_run_topics(env, run_id):
+    """Deletes the topics a module's run made (it.KIND.RUN..., rec.KIND.RUN...):
+    left behind, they pile up on a stack that lives between runs. Called
+    only when the module passed: a failure's topics stay to be looked at."""
+    admin = AdminClient({"bootstrap.servers": env.bootstrap})
+    names = [t for t in admin.list_topics(timeout=10).topics
+             if t.split(".")[0] in ("it", "rec") and len(t.split(".")) > 2
+             and t.split(".")[2].startswith(str(run_id))]
+    if not names:
+        return
+    for name, f in admin.delete_topics(names, operation_timeout=30).items():
+        try:
+            f.result(60)
+        except Exception as exc:  # reported, not a test failure
+            print(f"deleting topic {name}: {exc}", flush=True)
 
 
 def _keep_stack_logs(env, name):

@@ -37,11 +37,15 @@ def main():
         tests = [t for t in mod.TESTS if not args.only or t.__name__ in args.only]
         if not tests:
             continue
+        passed = False
         try:
-            ok = harness.run_tests(tests, env) and ok
+            passed = harness.run_tests(tests, env)
+            ok = passed and ok
         finally:
             mod.teardown(env)
             harness.kill_leftovers()
+        if passed and hasattr(mod, "TOPIC_RUN"):
+            harness.delete_run_topics(env, mod.TOPIC_RUN)
     print(f"(logs and state under {env.workdir})")
     return 0 if ok else 1
 

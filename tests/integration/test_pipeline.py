@@ -19,6 +19,7 @@ import redis
 from harness import ROOT, Strata, pg_now_ms, psql, serve, wait_until
 
 RUN = uuid.uuid4().hex[:8]
+TOPIC_RUN = RUN   # its topics' names carry it: run.py deletes them after a pass
 SCHEMAS = os.path.join(ROOT, "schemas")
 ctx = {}
 

@@ -30,6 +30,7 @@ import redis
 from harness import ROOT, Strata, pg_now_ms, psql, serve, wait_until
 
 RUN = uuid.uuid4().hex[:6]
+TOPIC_RUN = RUN   # its topics' names carry it: run.py deletes them after a pass
 N_EVENTS = int(os.environ.get("STRATA_RECOVERY_EVENTS", "100000"))
 SCHEMAS = os.path.join(ROOT, "schemas")
 STACK = os.path.join(ROOT, ".stack")
