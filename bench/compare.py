@@ -57,13 +57,7 @@ def main():
         "report", os.path.join(a.root, "bench", "report.py"))
     r = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(r)
-    r.A = argparse.Namespace(root=a.root, stack=a.stack, bootstrap=a.bootstrap,
-                             registry=a.registry, model=a.model,
-                             redis_port=a.redis_port, quick=False)
-    r.OUT = os.path.join(a.stack, "compare")
-    # Every run starts from a fresh state: nothing of an earlier compare.
-    shutil.rmtree(os.path.join(r.OUT, "raw"), ignore_errors=True)
-    os.makedirs(os.path.join(r.OUT, "raw"), exist_ok=True)
+    r.use_as_library(a, "compare")
     variants = []
     for v in a.variants:
         binary, *settings = v.split(",")
@@ -102,20 +96,10 @@ def main():
             print(f"median variant {j + 1} {name}: {r.spread(per_cpu[j])} events per "
                   f"CPU-second, {r.med(per_cpu[j]) / first:.2f}x the first; second half {half}")
         if not a.no_reference:
-            reference(r)
+            r.print_machine_reference()
     finally:
         r.clean_up()
         shutil.rmtree(os.path.join(r.OUT, "raw"), ignore_errors=True)
-
-
-def reference(r):
-    """The machine's speed now: bench_asof as bench/run runs it, once
-    (bench/run reports the median of three)."""
-    out = r.run([r.bin_("bench_asof"), "-k", "1000000", "-v", "10", "-n", "2000000"])
-    get = [l for l in out.splitlines() if l.startswith("plain mdb_get")]
-    print("machine reference (bench_asof -k 1000000 -v 10 -n 2000000, one run): "
-          + (get[0] if get else "no 'plain mdb_get' line in its output: " + out[-300:])
-          + "; bench/run's report has the same row (a median of three) for its day")
 
 
 def cores(res, name):

@@ -167,22 +167,14 @@ def main():
         "report", os.path.join(a.root, "bench", "report.py"))
     r = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(r)
-    r.A = argparse.Namespace(root=a.root, stack=a.stack, bootstrap=a.bootstrap,
-                             registry=a.registry, model=a.model,
-                             redis_port=a.redis_port, quick=False)
-    r.OUT = os.path.join(a.stack, "flink")
-    shutil.rmtree(os.path.join(r.OUT, "raw"), ignore_errors=True)
-    os.makedirs(os.path.join(r.OUT, "raw"), exist_ok=True)
+    r.use_as_library(a, "flink")
     print(f"command: bench/flink/run -n {a.n} --reps {a.reps} --parallelism {a.parallelism}"
           f" --heap {a.heap}")
     try:
         res = rounds(r, a, a.n, a.reps)
         for line in summary(r, res):
             print(line)
-        out = r.run([r.bin_("bench_asof"), "-k", "1000000", "-v", "10", "-n", "2000000"])
-        get = [x for x in out.splitlines() if x.startswith("plain mdb_get")]
-        print("machine reference (bench_asof -k 1000000 -v 10 -n 2000000, one run): "
-              + (get[0] if get else "no 'plain mdb_get' line: " + out[-300:]))
+        r.print_machine_reference()
     finally:
         r.clean_up()
         shutil.rmtree(os.path.join(r.OUT, "raw"), ignore_errors=True)

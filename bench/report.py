@@ -433,6 +433,29 @@ def bench_pipeline():
     return res
 
 
+def use_as_library(a, name):
+    """For bench/compare.py and bench/flink.py, which run this module's
+    benchmarks one by one: the stack of their arguments a, their files under
+    <stack>/<name>/raw, emptied first (every run starts from a fresh state)."""
+    global A, OUT
+    A = argparse.Namespace(root=a.root, stack=a.stack, bootstrap=a.bootstrap,
+                           registry=a.registry, model=a.model, redis_port=a.redis_port,
+                           quick=False)
+    OUT = os.path.join(a.stack, name)
+    shutil.rmtree(os.path.join(OUT, "raw"), ignore_errors=True)
+    os.makedirs(os.path.join(OUT, "raw"), exist_ok=True)
+
+
+def print_machine_reference():
+    """The machine's speed now: bench_asof as bench/run runs it, once
+    (bench/run reports the median of three)."""
+    out = run([bin_("bench_asof"), "-k", "1000000", "-v", "10", "-n", "2000000"])
+    get = [x for x in out.splitlines() if x.startswith("plain mdb_get")]
+    print("machine reference (bench_asof -k 1000000 -v 10 -n 2000000, one run): "
+          + (get[0] if get else "no 'plain mdb_get' line in its output: " + out[-300:])
+          + "; bench/run's report has the same row (a median of three) for its day")
+
+
 def bench_flink():
     """The Flink peer (bench/flink.py): strata, strata doing the job's work,
     and the Flink job, alternated on one backlog; None when its job did not
