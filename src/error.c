@@ -104,3 +104,17 @@ int st_fail_point(const char *name)
 	fprintf(stderr, "strata: failure point %s reached: failing\n", name);
 	return 1;
 }
+
+void st_hold_point(const char *name)
+{
+	static point_t pt;
+	const char *path = getenv("STRATA_HOLD_UNTIL");
+
+	if (!point_reached(&pt, "STRATA_HOLD_AT", name) || !path)
+		return;
+	fprintf(stderr, "strata: hold point %s reached: holding until %s "
+		"exists\n", name, path);
+	while (access(path, F_OK) != 0)
+		usleep(1000);
+	fprintf(stderr, "strata: hold point %s released\n", name);
+}

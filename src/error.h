@@ -59,4 +59,13 @@ void st_crash_point(const char *name);
  */
 int st_fail_point(const char *name);
 
+/*
+ * Named hold points, for tests that must act at one step of the program
+ * (stop the broker just as a commit goes out): when STRATA_HOLD_AT is
+ * "NAME" or "NAME:N", the N-th time the program reaches
+ * st_hold_point("NAME") it says so on stderr and waits until the file
+ * STRATA_HOLD_UNTIL names exists.
+ */
+void st_hold_point(const char *name);
+
 #endif

@@ -122,6 +122,16 @@ typedef struct {
 	size_t off, klen, vlen;
 } held_t;
 
+/* A partition a transaction delivered to, at the first offset it got
+ * there: rkt, as librdkafka delivered it, finds it again; topic names
+ * it once the handle is gone. */
+typedef struct {
+	const void *rkt;
+	char topic[256];
+	int32_t partition;
+	int64_t offset;
+} probe_t;
+
 /* The Kafka half of a commit (exactly.once): what it sends, and on the
  * commit thread, how it went. */
 typedef struct {
@@ -213,11 +223,13 @@ struct st_pipeline {
 	int quiet;                  /* the entry in hand was answered before */
 	atomic_int fatal;           /* an error that stops the loop */
 	uint64_t undelivered;       /* delivery failures since the last commit */
-	/* One message the open transaction delivered (probe_offset -1: none
-	 * yet): whether Kafka kept the transaction can be read there. */
-	char probe_topic[256];
-	int32_t probe_partition;
-	int64_t probe_offset;
+	/* Every partition the open transaction delivered to, each at one
+	 * offset: whether Kafka kept the transaction reads there, and what
+	 * Kafka may have left open of it is there (repair_transaction()). */
+	probe_t *probes;
+	size_t nprobes, probes_cap;
+	int probes_short;           /* one could not be noted (no memory) */
+	int repairing;              /* deliveries of the repair: no probes */
 	int64_t batch_start_us;
 	size_t batch_events;
 	/* The commit thread's: while it runs, the next batch goes on in
@@ -2033,7 +2045,8 @@ static int begin_kafka_txn(st_pipeline_t *p, char *errstr,
 		return txn_error(p, kerr, "begin transaction", errstr,
 				 errstr_size);
 	p->txn_open = 1;
-	p->probe_offset = -1;
+	p->nprobes = 0;
+	p->probes_short = 0;
 	return 0;
 }
 
@@ -2079,33 +2092,68 @@ static int read_back(st_pipeline_t *p, int cdc,
 	return err;
 }
 
-/* Opens an empty transaction with the group in it and aborts it: ends
- * whatever the transaction coordinator still holds open for this
- * producer (an abort of nothing registered never reaches it). */
-static int end_open_transaction(st_pipeline_t *p, int cdc,
-				const rd_kafka_topic_partition_list_t *sent,
-				char *errstr, size_t errstr_size)
+/*
+ * Ends what Kafka may hold open of the transaction just acknowledged: a
+ * transaction of the same producer that writes one record to every
+ * partition the acknowledged one delivered to, and sends the same
+ * offsets, is aborted. Why: a transaction coordinator that cannot find a
+ * partition's leader when it completes a commit takes the partition for
+ * deleted and skips its marker (seen with Kafka 4.x: the single broker in
+ * controlled shutdown, its partitions leaderless, while a commit was
+ * acknowledged). That part of the transaction stays open on the
+ * partition, its last stable offset stuck before it; the next
+ * transaction of this producer to write there continues it, and its
+ * commit would bring the batch out a second time after the batch was
+ * done again. The abort's markers decide every such part, aborted; the
+ * parts Kafka did complete stay as they were. An abort of a transaction
+ * with nothing in it never reaches the coordinator: the offsets sent put
+ * the group's partition in it. The records carry the header
+ * strata.txn.repair; a read_committed consumer never sees them.
+ */
+static int repair_transaction(st_pipeline_t *p, int cdc,
+			      const rd_kafka_topic_partition_list_t *sent,
+			      char *errstr, size_t errstr_size)
 {
+	static const char key[] = "strata-txn-repair";
 	rd_kafka_consumer_group_metadata_t *cgmd;
 	rd_kafka_error_t *kerr = rd_kafka_begin_transaction(p->producer);
+	rd_kafka_resp_err_t rerr = RD_KAFKA_RESP_ERR_NO_ERROR;
+	uint64_t undelivered = p->undelivered;
 
-	if (!kerr) {
-		cgmd = cdc ? st_ingest_group_metadata(p->in) :
-			     rd_kafka_consumer_group_metadata(p->consumer);
-		kerr = rd_kafka_send_offsets_to_transaction(p->producer, sent,
-							    cgmd, 30000);
-		rd_kafka_consumer_group_metadata_destroy(cgmd);
-		if (kerr) {	/* the abort below ends it all the same */
-			st_log(ST_LOG_WARNING, "pipeline", "ending the open "
-			       "transaction: send offsets: %s",
-			       rd_kafka_error_string(kerr));
-			rd_kafka_error_destroy(kerr);
-		}
-		kerr = rd_kafka_abort_transaction(p->producer, 60000);
-	}
 	if (kerr)
-		return txn_error(p, kerr, "ending the open transaction",
+		return txn_error(p, kerr, "repairing the transaction: begin",
 				 errstr, errstr_size);
+	p->repairing = 1;
+	for (size_t i = 0; i < p->nprobes && !rerr; i++)
+		rerr = rd_kafka_producev(p->producer,
+			RD_KAFKA_V_TOPIC(p->probes[i].topic),
+			RD_KAFKA_V_PARTITION(p->probes[i].partition),
+			RD_KAFKA_V_KEY((void *)key, sizeof(key) - 1),
+			RD_KAFKA_V_HEADER("strata.txn.repair", "abort", 5),
+			RD_KAFKA_V_END);
+	/* Delivered, each partition is in the transaction for sure. */
+	if (!rerr)
+		rerr = rd_kafka_flush(p->producer, 30000);
+	cgmd = cdc ? st_ingest_group_metadata(p->in) :
+		     rd_kafka_consumer_group_metadata(p->consumer);
+	kerr = rd_kafka_send_offsets_to_transaction(p->producer, sent, cgmd,
+						    30000);
+	rd_kafka_consumer_group_metadata_destroy(cgmd);
+	if (kerr) {	/* the abort below ends it all the same */
+		st_log(ST_LOG_WARNING, "pipeline", "repairing the transaction: "
+		       "send offsets: %s", rd_kafka_error_string(kerr));
+		rd_kafka_error_destroy(kerr);
+	}
+	kerr = rd_kafka_abort_transaction(p->producer, 60000);
+	p->repairing = 0;
+	p->undelivered = undelivered;	/* the repair's records are no output */
+	if (kerr)
+		return txn_error(p, kerr, "repairing the transaction: abort",
+				 errstr, errstr_size);
+	if (rerr)
+		return st_seterr(errstr, errstr_size, ST_EKAFKA, "repairing the "
+				 "transaction: its partitions were not all "
+				 "reached: %s", rd_kafka_err2str(rerr));
 	return 0;
 }
 
@@ -2129,43 +2177,60 @@ static int settle_ms(const st_pipeline_t *p)
 
 /*
  * Whether the output of the transaction just committed is in Kafka, read
- * at one message it delivered: 1 (kept), 0 (lost, or it had no output),
- * or a negative error (cannot tell).
+ * at each partition it delivered to: *kept and *lost count them, *first_lost
+ * is the first of the lost (-1: none). Returns 0, or a negative error when a
+ * partition cannot tell (its last stable offset held before the
+ * transaction's message past settle_ms()).
  */
-static int output_kept(st_pipeline_t *p, char *errstr, size_t errstr_size)
+static int outputs_kept(st_pipeline_t *p, size_t *kept, size_t *lost,
+			long *first_lost, char *errstr, size_t errstr_size)
 {
 	static const char *const eof[] = {"enable.partition.eof", "true",
 					  "isolation.level", "read_committed",
 					  NULL};
 	st_kafka_opts_t o = {"-probe", eof, NULL, NULL, NULL};
 	rd_kafka_t *rk;
-	int kept;
+	int err = 0;
 
-	if (p->probe_offset < 0)
+	*kept = *lost = 0;
+	*first_lost = -1;
+	if (!p->nprobes)
 		return 0;
 	if (!(rk = st_kafka_new(p->conf, ST_KAFKA_CONSUMER, &o, errstr,
 				errstr_size)))
 		return ST_EKAFKA;
-	kept = st_kafka_message_committed(rk, p->probe_topic,
-					  p->probe_partition, p->probe_offset,
-					  settle_ms(p), errstr, errstr_size);
+	for (size_t i = 0; i < p->nprobes && !err; i++) {
+		const probe_t *pr = &p->probes[i];
+		int r = st_kafka_message_committed(rk, pr->topic, pr->partition,
+						   pr->offset, settle_ms(p),
+						   errstr, errstr_size);
+
+		if (r < 0)
+			err = r;
+		else if (r)
+			(*kept)++;
+		else if ((*lost)++ == 0)
+			*first_lost = (long)i;
+	}
 	rd_kafka_consumer_close(rk);
 	rd_kafka_destroy(rk);
-	return kept;
+	return err;
 }
 
 /*
  * Reads back what the transaction just committed. A transaction
  * coordinator that moves (broker restart) just after acknowledging a
- * commit can lose it: the next transaction then continues the lost one,
- * and an abort takes both, outputs and offsets (seen with Kafka 4.3 and
- * librdkafka 2.0.2, the broker restarted mid-stream). The offsets read
- * back stable prove the commit: the transaction stream's group's, or the
- * CDC consumer's (cdc) when only those moved. When they do not show it,
- * the transaction the coordinator may still hold open is ended, and the
- * offsets read again are the truth: short of sent, Kafka has none of the
- * batch, and it is done again (ST_EAGAIN). Unreadable, strata cannot
- * know: fatal, and a restart's init_transactions() settles it.
+ * commit can lose it or leave parts of it open (repair_transaction()).
+ * The offsets read back stable prove the commit: the transaction
+ * stream's group's, or the CDC consumer's (cdc) when only those moved.
+ * When they do not show it, what Kafka holds open of the transaction is
+ * aborted, and the offsets read again are the truth: short of sent,
+ * Kafka has not consumed the batch's input, and it is done again
+ * (ST_EAGAIN); else the batch stands. Output that Kafka kept on some
+ * partitions and not on others is logged as the error it is: the batch
+ * is then doubled or lost there, as the offsets decide. Unreadable,
+ * strata cannot know: fatal, and a restart's init_transactions()
+ * settles it.
  */
 static int verify_kafka_commit(st_pipeline_t *p, int cdc,
 			       const rd_kafka_topic_partition_list_t *sent,
@@ -2177,6 +2242,8 @@ static int verify_kafka_commit(st_pipeline_t *p, int cdc,
 	 * lost the offsets does (seen once, the broker restarted while the
 	 * transaction committed). */
 	int lose = st_fail_point("kafka_offsets_lost");
+	size_t kept, lost;
+	long first_lost;
 	int behind, err;
 
 	err = read_back(p, cdc, sent, got, 10000, &behind, errstr,
@@ -2186,38 +2253,54 @@ static int verify_kafka_commit(st_pipeline_t *p, int cdc,
 	if (!err && behind < 0)
 		goto out;
 	st_log(ST_LOG_WARNING, "pipeline", "the commit Kafka acknowledged "
-	       "does not read back (%s); ending what the transaction "
-	       "coordinator holds open, then reading again",
-	       err ? errstr : "the offsets are behind those sent");
-	if ((err = end_open_transaction(p, cdc, sent, errstr, errstr_size)) ||
-	    (err = read_back(p, cdc, sent, got, 60000, &behind, errstr,
-			     errstr_size))) {
+	       "does not read back (%s); aborting what Kafka holds open of "
+	       "it on its %zu output partitions, then reading again",
+	       err ? errstr : "the offsets are behind those sent", p->nprobes);
+	if (p->probes_short)
+		err = st_seterr(errstr, errstr_size, ST_ENOMEM, "the "
+				"transaction's output partitions were not all "
+				"noted (out of memory)");
+	else if (!(err = repair_transaction(p, cdc, sent, errstr,
+					    errstr_size)))
+		err = read_back(p, cdc, sent, got, 60000, &behind, errstr,
+				errstr_size);
+	if (err) {
 		if (!p->fatal)
 			p->fatal = ST_EKAFKA;
 		goto out;
 	}
 	if (lose)
 		behind = 0;
-	if (behind >= 0 && (err = output_kept(p, errstr, errstr_size)) != 0) {
+	if ((err = outputs_kept(p, &kept, &lost, &first_lost, errstr,
+				errstr_size))) {
+		/* Cannot tell (a partition's last stable offset held by
+		 * another producer's transaction past settle_ms()): the
+		 * offsets alone decide. */
+		st_log(ST_LOG_ERR, "pipeline", "%s", errstr);
+		kept = lost = 0;
+		err = 0;
+	} else if (kept && lost) {
+		const probe_t *pr = &p->probes[first_lost];
+
+		st_log(ST_LOG_ERR, "pipeline", "Kafka completed the "
+		       "acknowledged transaction on %zu of its %zu output "
+		       "partitions, not on %s [%d] (and %zu more): the batch's "
+		       "output there is %s", kept, kept + lost, pr->topic,
+		       (int)pr->partition, lost - 1, behind >= 0 ?
+		       "doubled where it was kept, as the batch is done again" :
+		       "lost, as the offsets say the batch is done");
+	}
+	if (behind >= 0 && kept && !lost) {
 		/* The output is there: only the offsets were lost. The batch
 		 * stands; the next transaction commits the offsets again, and
 		 * meanwhile LMDB's offsets are ahead, which a restart reads. */
-		if (err == 1) {
-			st_log(ST_LOG_WARNING, "pipeline", "Kafka kept the "
-			       "transaction's output but not its input "
-			       "offsets (%s [%d] reads back at %" PRId64 ", not "
-			       "%" PRId64 "): the batch stands",
-			       sent->elems[behind].topic,
-			       (int)sent->elems[behind].partition,
-			       got->elems[behind].offset,
-			       sent->elems[behind].offset);
-			err = 0;
-			goto out;
-		}
-		/* Cannot tell (the transaction still open on the output
-		 * partition past the coordinator's own timeout: a hanging
-		 * transaction): taken as lost, as the offsets say. */
-		st_log(ST_LOG_ERR, "pipeline", "%s", errstr);
+		st_log(ST_LOG_WARNING, "pipeline", "Kafka kept the "
+		       "transaction's output but not its input offsets (%s "
+		       "[%d] reads back at %" PRId64 ", not %" PRId64 "): the "
+		       "batch stands", sent->elems[behind].topic,
+		       (int)sent->elems[behind].partition,
+		       got->elems[behind].offset, sent->elems[behind].offset);
+		goto out;
 	}
 	if (behind >= 0) {
 		const rd_kafka_topic_partition_t *s = &sent->elems[behind];
@@ -2287,6 +2370,7 @@ static int kafka_commit_run(st_pipeline_t *p, char *errstr,
 		return txn_error(p, kerr, "send CDC offsets to transaction",
 				 errstr, errstr_size);
 	st_crash_point("before_kafka_commit");
+	st_hold_point("before_kafka_commit");
 	t0 = st_time_mono_us();
 	for (;;) {
 		/* The failure point leaves Kafka as a coordinator that lost
@@ -3069,6 +3153,36 @@ int st_features_load_for(const st_config_t *conf, st_features_t **fp,
 	return err;
 }
 
+/* Notes the partition of a message the open transaction delivered, the
+ * first time it delivers there. A transaction writes to few partitions
+ * (the features', the dead letters'); the last one noted is the likeliest
+ * to match. */
+static void note_probe(st_pipeline_t *p, const rd_kafka_message_t *rkm)
+{
+	probe_t *pr;
+
+	for (size_t i = p->nprobes; i-- > 0;)
+		if (p->probes[i].rkt == rkm->rkt &&
+		    p->probes[i].partition == rkm->partition)
+			return;
+	if (p->nprobes == p->probes_cap) {
+		size_t cap = p->probes_cap ? p->probes_cap * 2 : 16;
+
+		if (!(pr = realloc(p->probes, cap * sizeof(*pr)))) {
+			p->probes_short = 1;
+			return;
+		}
+		p->probes = pr;
+		p->probes_cap = cap;
+	}
+	pr = &p->probes[p->nprobes++];
+	pr->rkt = rkm->rkt;
+	snprintf(pr->topic, sizeof(pr->topic), "%s",
+		 rd_kafka_topic_name(rkm->rkt));
+	pr->partition = rkm->partition;
+	pr->offset = rkm->offset;
+}
+
 static void delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
 		     void *opaque)
 {
@@ -3076,12 +3190,8 @@ static void delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm,
 
 	(void)rk;
 	if (!rkm->err) {
-		if (p->eos && p->probe_offset < 0) {
-			snprintf(p->probe_topic, sizeof(p->probe_topic), "%s",
-				 rd_kafka_topic_name(rkm->rkt));
-			p->probe_partition = rkm->partition;
-			p->probe_offset = rkm->offset;
-		}
+		if (p->eos && !p->repairing)
+			note_probe(p, rkm);
 		return;
 	}
 	st_log(ST_LOG_ERR, "kafka", "message to %s not delivered: %s",
@@ -3107,7 +3217,6 @@ int st_pipeline_new(st_pipeline_t **pp, const st_config_t *conf,
 
 	if (!p)
 		return ST_ENOMEM;
-	p->probe_offset = -1;
 	p->conf = conf;
 	if (opts)
 		p->opts = *opts;
@@ -3364,6 +3473,7 @@ void st_pipeline_destroy(st_pipeline_t *p)
 	free(p->compact_cursor);
 	free(p->replay_end);
 	free(p->held);
+	free(p->probes);
 	free(p->hbuf);
 	st_scorer_destroy(p->scorer);
 	free(p->score_col);
@@ -3566,7 +3676,8 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 				batch_failed(p, err, errstr);
 			}
 			update_gauges(p);
-			rd_kafka_poll(p->producer, 0);
+			if (!p->kc.running)
+				rd_kafka_poll(p->producer, 0);
 			continue;
 		}
 		/* The transaction in flight committed: LMDB follows. */

@@ -17,6 +17,7 @@ import traceback
 import urllib.request
 
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -43,6 +44,15 @@ def psql(env, sql, db="strata", user="strata"):
 
 def pg_now_ms(env):
     return int(psql(env, "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint"))
+
+
+def registry_client(env):
+    """Confluent's schema-registry client with a timeout: without one
+    (its default) a request the registry never answers blocks the test
+    for good (seen twice: 30 minutes in recvfrom while the registry
+    answered new requests). A timed-out request is retried (max.retries,
+    3)."""
+    return SchemaRegistryClient({"url": env.registry_url, "timeout": 10})
 
 
 def wait_until(what, fn, timeout=20.0, interval=0.1):

@@ -11,12 +11,11 @@ import uuid
 
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
-from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 import redis
 
-from harness import ROOT, Strata, pg_now_ms, psql, serve, wait_until
+from harness import ROOT, Strata, pg_now_ms, psql, registry_client, serve, wait_until
 
 RUN = uuid.uuid4().hex[:8]
 TOPIC_RUN = RUN   # its topics' names carry it: run.py deletes them after a pass
@@ -58,7 +57,7 @@ def _instance(env, name, max_wait):
 def _setup(env):
     if ctx:
         return ctx
-    ctx["registry"] = SchemaRegistryClient({"url": env.registry_url})
+    ctx["registry"] = registry_client(env)
     with open(os.path.join(SCHEMAS, "transaction.avsc")) as f:
         ctx["v2"] = f.read()
     with open(os.path.join(SCHEMAS, "transaction.v1.avsc")) as f:
