@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
@@ -398,6 +398,32 @@ def test_zombie_is_fenced(env):
     return f"zombie exited {rc} with the fenced error"
 
 
+def _wait_broker_logged(text, times, timeout):
+    """Waits until the broker's log has `text` on `times` lines."""
+    with open(os.path.join(STACK, "logs", "broker.log")) as log:
+        seen, rest = 0, ""
+
+        def enough():
+            nonlocal seen, rest
+            lines = (rest + log.read()).split("\n")
+            rest = lines.pop()
+            seen += sum(text in line for line in lines)
+            return seen >= times
+        wait_until(f"{times} broker log lines with {text!r}", enough, timeout, 0.2)
+
+
+def _committed_when_up(env, group, topic):
+    """_committed(), retried while a restarted broker is loading (its
+    offset fetches time out meanwhile)."""
+    for _ in range(12):
+        try:
+            return _committed(env, group, topic)
+        except KafkaException as exc:
+            last = exc
+            time.sleep(1)
+    raise last
+
+
 def _pid(name):
     with open(os.path.join(STACK, "run", f"{name}.pid")) as f:
         return int(f.read())
@@ -474,6 +500,16 @@ def test_broker_stops_mid_commit(env):
     consumer."""
     c = _setup(env)
     s = _instance(env, "midcommit", {"state.commit.events": "256"})
+    # The window runs from the broker's new metadata (no leaders) to its
+    # transaction log partition turning follower, and the broker turns
+    # its partitions one by one: on a fresh stack's few partitions no
+    # commit fell in it in 3 stops. 1,000 more partitions widen it (on a
+    # fresh stack, 3 runs: the first stop hit it twice, the second once).
+    # The broker creates their logs after the topic exists: a stop before
+    # it is done found a busy broker, and no commit in the window.
+    ballast, nballast = f"rec.ballast.{RUN}", int(os.environ.get("STRATA_BALLAST", "1000"))
+    _create(env, [ballast], nballast)
+    _wait_broker_logged(f"Created log for partition {ballast}-", nballast, 300)
     watcher = _Watcher(env, s.out["features"])
     attempts, skipped = 0, False
     while attempts < 3 and not skipped:
@@ -499,9 +535,9 @@ def test_broker_stops_mid_commit(env):
         time.sleep(3)
         subprocess.run([os.path.join(ROOT, "scripts", "stack"), "up"], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        before = _committed(env, s.group, c["topic"])
+        before = _committed_when_up(env, s.group, c["topic"])
         wait_until("progress after the restart",
-                   lambda: _committed(env, s.group, c["topic"]) > before + 500, 300, 0.5)
+                   lambda: _committed_when_up(env, s.group, c["topic"]) > before + 500, 300, 0.5)
         assert s.stop() == 0
     repairs = s.log_text().count("aborting what Kafka holds open")
     got = _run_to_end(env, "midcommit", strata=s)
