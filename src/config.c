@@ -663,7 +663,7 @@ void st_config_print_help(FILE *fp, int markdown)
 			"`session.timeout.ms=10000`, "
 			"`heartbeat.interval.ms=2000`, "
 			"`retry.backoff.ms=2`; producers "
-			"`enable.idempotence=true`, `linger.ms=5`, "
+			"`enable.idempotence=true`, `linger.ms=50`, "
 			"`retry.backoff.ms=10`; both "
 			"`socket.nagle.disable=true`. |\n");
 	else

@@ -61,7 +61,14 @@ rd_kafka_t *st_kafka_new(const st_config_t *conf, st_kafka_role_t role,
 	};
 	static const char *const producer_defaults[][2] = {
 		{"enable.idempotence", "true"},
-		{"linger.ms", "5"},
+		/* Bigger batches, fewer produce requests and wake-ups: on a
+		 * 300,000-event backlog 170,455 events per CPU-second against
+		 * 105,634 at 5 ms (median of 5 pairs, each pair higher). A
+		 * transaction's output is not visible before its commit, and
+		 * the commit sends what waits without lingering; with
+		 * exactly.once=false the features topic trails by up to
+		 * 50 ms (Redis does not wait for it). */
+		{"linger.ms", "50"},
 		{"socket.nagle.disable", "true"},
 		/* A new transaction's first partitions are refused (concurrent
 		 * transactions) until the last one's markers are written:
