@@ -3408,6 +3408,13 @@ void st_pipeline_destroy(st_pipeline_t *p)
 		p->kc.running = 0;
 		kafka_commit_done(p, 0);
 	}
+	/* librdkafka's termination rule: every message the application
+	 * holds is destroyed before its handle. */
+	while (p->head)
+		pending_release(p, pending_pop(p));
+	if (p->blocked)
+		rd_kafka_message_destroy(p->blocked);
+	p->blocked = NULL;
 	if (p->consumer) {
 		rd_kafka_consumer_close(p->consumer);
 		if (p->cqueue)
@@ -3419,10 +3426,6 @@ void st_pipeline_destroy(st_pipeline_t *p)
 		rd_kafka_flush(p->producer, 10000);
 		rd_kafka_destroy(p->producer);
 	}
-	while (p->head)
-		pending_release(p, pending_pop(p));
-	if (p->blocked)
-		rd_kafka_message_destroy(p->blocked);
 	while ((e = p->spare)) {
 		p->spare = e->next;
 		free(e->fields);
