@@ -128,6 +128,8 @@ rd_kafka_t *st_kafka_new(const st_config_t *conf, st_kafka_role_t role,
 		rd_kafka_conf_set_dr_msg_cb(kc, opts->dr_msg_cb);
 	if (opts->rebalance_cb)
 		rd_kafka_conf_set_rebalance_cb(kc, opts->rebalance_cb);
+	if (opts->error_cb)
+		rd_kafka_conf_set_error_cb(kc, opts->error_cb);
 	if (opts->opaque)
 		rd_kafka_conf_set_opaque(kc, opts->opaque);
 	rk = rd_kafka_new(role == ST_KAFKA_CONSUMER ? RD_KAFKA_CONSUMER :

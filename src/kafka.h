@@ -31,6 +31,9 @@ typedef struct st_kafka_opts {
 	void (*rebalance_cb)(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			     rd_kafka_topic_partition_list_t *partitions,
 			     void *opaque);  /* consumer group rebalances */
+	/* Client errors; without it librdkafka logs them (as errors). */
+	void (*error_cb)(rd_kafka_t *rk, int err, const char *reason,
+			 void *opaque);
 	void *opaque;
 } st_kafka_opts_t;
 

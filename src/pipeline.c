@@ -222,6 +222,11 @@ struct st_pipeline {
 	int txn_abort_again;     /* an abort failed retriably: call it again */
 	int quiet;                  /* the entry in hand was answered before */
 	atomic_int fatal;           /* an error that stops the loop */
+	/* The consumer reported a partition or topic unknown (its error
+	 * callback); input_gone once metadata confirms the transaction
+	 * stream's topic no longer exists. */
+	atomic_int input_missing;
+	int input_gone;
 	uint64_t undelivered;       /* delivery failures since the last commit */
 	/* Every partition the open transaction delivered to, each at one
 	 * offset: whether Kafka kept the transaction reads there, and what
@@ -2188,7 +2193,7 @@ static int outputs_kept(st_pipeline_t *p, size_t *kept, size_t *lost,
 	static const char *const eof[] = {"enable.partition.eof", "true",
 					  "isolation.level", "read_committed",
 					  NULL};
-	st_kafka_opts_t o = {"-probe", eof, NULL, NULL, NULL};
+	st_kafka_opts_t o = {"-probe", eof, NULL, NULL, NULL, NULL};
 	rd_kafka_t *rk;
 	int err = 0;
 
@@ -2771,6 +2776,53 @@ static int add_parts(st_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
 	return 0;
 }
 
+/* The transaction consumer's client errors: logged as librdkafka logs
+ * them without a callback; one saying a partition or topic is unknown
+ * has the loop look whether its topic is gone. */
+static void consumer_error(rd_kafka_t *rk, int err, const char *reason,
+			   void *opaque)
+{
+	st_pipeline_t *p = opaque;
+
+	st_log(ST_LOG_ERR, "rdkafka", "%s: %s", rd_kafka_name(rk), reason);
+	if (err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+	    err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+	    err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+		atomic_store(&p->input_missing, 1);
+}
+
+/*
+ * Whether the broker says the transaction stream's topic does not exist
+ * (deleted while strata ran). Nothing is left to consume or to commit
+ * offsets for: strata stops with an error instead of idling, as a Kafka
+ * Streams application stops on a missing source topic. A metadata request
+ * that fails says nothing: the topic is taken to be there.
+ */
+static int input_topic_gone(st_pipeline_t *p)
+{
+	const char *topic = p->conf->transactions_topic;
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->consumer, topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	int gone = 0;
+
+	if (!rkt)
+		return 0;
+	if (!rd_kafka_metadata(p->consumer, 0, rkt, &md, 5000) &&
+	    md->topic_cnt == 1 &&
+	    (md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+	     (!md->topics[0].err && md->topics[0].partition_cnt == 0)))
+		gone = 1;
+	if (md)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	if (gone)
+		st_log(ST_LOG_ERR, "pipeline", "transactions topic %s no "
+		       "longer exists (deleted while strata ran): stopping; "
+		       "input processed since the last commit is not "
+		       "committed", topic);
+	return gone;
+}
+
 static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		      rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -3345,6 +3397,7 @@ int st_pipeline_new(st_pipeline_t **pp, const st_config_t *conf,
 		}
 	}
 	copts.rebalance_cb = p->opts.replay ? NULL : rebalance;
+	copts.error_cb = consumer_error;
 	copts.opaque = p;
 	p->consumer = st_kafka_new(conf, ST_KAFKA_CONSUMER, &copts, errstr,
 				   errstr_size);
@@ -3415,7 +3468,14 @@ void st_pipeline_destroy(st_pipeline_t *p)
 	if (p->blocked)
 		rd_kafka_message_destroy(p->blocked);
 	p->blocked = NULL;
-	if (p->consumer) {
+	if (p->consumer && p->input_gone) {
+		/* librdkafka 2.0 never finishes destroying a consumer whose
+		 * partition was deleted under it (fixed upstream in 2.5),
+		 * and has no public flag to skip the wait: the handle is
+		 * left to the process's exit. */
+		if (p->cqueue)
+			rd_kafka_queue_destroy(p->cqueue);
+	} else if (p->consumer) {
 		rd_kafka_consumer_close(p->consumer);
 		if (p->cqueue)
 			rd_kafka_queue_destroy(p->cqueue);
@@ -3721,6 +3781,12 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 							   sizeof(errstr));
 		if (n_cdc >= 0)
 			n_in = consume(p, errstr, sizeof(errstr));
+		if (atomic_exchange(&p->input_missing, 0) &&
+		    input_topic_gone(p)) {
+			p->input_gone = 1;
+			p->fatal = ST_EKAFKA;
+			break;
+		}
 		if (n_cdc >= 0 && n_in >= 0)
 			n_done = process_ready(p, errstr, sizeof(errstr));
 		if (n_cdc >= 0 && n_in >= 0 && n_done >= 0 &&
