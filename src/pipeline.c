@@ -36,6 +36,11 @@
 #include "window.h"
 
 #define CONSUME_MAX 512        /* messages taken from Kafka per pass */
+/* How long the broker must say the transaction stream's topic does not
+ * exist before strata believes it (librdkafka's default
+ * topic.metadata.propagation.max.ms: a broker can answer from stale
+ * metadata for a while). */
+#define INPUT_GONE_AFTER_US 30000000
 #define ENTITY_MAX 256
 #define CACHE_BLOCK 4096      /* window cache entries per allocation */
 #define PREFETCH_FAR 8        /* events ahead: the index cell (see prefetch_far) */
@@ -222,10 +227,12 @@ struct st_pipeline {
 	int txn_abort_again;     /* an abort failed retriably: call it again */
 	int quiet;                  /* the entry in hand was answered before */
 	atomic_int fatal;           /* an error that stops the loop */
-	/* The consumer reported a partition or topic unknown (its error
-	 * callback); input_gone once metadata confirms the transaction
-	 * stream's topic no longer exists. */
+	/* The consumer reported a partition or topic unknown: from then
+	 * (input_suspect_us) the broker's metadata is asked every second
+	 * (next at input_check_us) until it shows the topic again, or says
+	 * it does not exist after INPUT_GONE_AFTER_US: input_gone. */
 	atomic_int input_missing;
+	int64_t input_suspect_us, input_check_us;
 	int input_gone;
 	uint64_t undelivered;       /* delivery failures since the last commit */
 	/* Every partition the open transaction delivered to, each at one
@@ -930,6 +937,10 @@ static int consume(st_pipeline_t *p, char *errstr, size_t errstr_size)
 			break;
 		}
 		if (rkm->err) {
+			if (rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+			    rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+			    rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+				atomic_store(&p->input_missing, 1);
 			if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 				st_log(ST_LOG_WARNING, "kafka", "%s",
 				       rd_kafka_message_errstr(rkm));
@@ -2776,9 +2787,10 @@ static int add_parts(st_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
 	return 0;
 }
 
-/* The transaction consumer's client errors: logged as librdkafka logs
- * them without a callback; one saying a partition or topic is unknown
- * has the loop look whether its topic is gone. */
+/* The transaction consumer's client errors (served on the loop's thread,
+ * in consume()): logged as librdkafka logs them without a callback; one
+ * saying a partition or topic is unknown has the loop look whether its
+ * topic is gone. */
 static void consumer_error(rd_kafka_t *rk, int err, const char *reason,
 			   void *opaque)
 {
@@ -2791,36 +2803,70 @@ static void consumer_error(rd_kafka_t *rk, int err, const char *reason,
 		atomic_store(&p->input_missing, 1);
 }
 
-/*
- * Whether the broker says the transaction stream's topic does not exist
- * (deleted while strata ran). Nothing is left to consume or to commit
- * offsets for: strata stops with an error instead of idling, as a Kafka
- * Streams application stops on a missing source topic. A metadata request
- * that fails says nothing: the topic is taken to be there.
- */
-static int input_topic_gone(st_pipeline_t *p)
+/* What a broker's metadata says of the transaction stream's topic: 1 it
+ * does not exist, 0 it does, -1 no answer or none that says. */
+static int input_topic_state(st_pipeline_t *p)
 {
-	const char *topic = p->conf->transactions_topic;
-	rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->consumer, topic, NULL);
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(
+		p->consumer, p->conf->transactions_topic, NULL);
 	const struct rd_kafka_metadata *md = NULL;
-	int gone = 0;
+	int state = -1;
 
 	if (!rkt)
-		return 0;
+		return -1;
 	if (!rd_kafka_metadata(p->consumer, 0, rkt, &md, 5000) &&
-	    md->topic_cnt == 1 &&
-	    (md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-	     (!md->topics[0].err && md->topics[0].partition_cnt == 0)))
-		gone = 1;
+	    md->broker_cnt > 0 && md->topic_cnt == 1) {
+		if (md->topics[0].err ==
+		    RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+			state = 1;
+		else if (!md->topics[0].err && md->topics[0].partition_cnt > 0)
+			state = 0;
+	}
 	if (md)
 		rd_kafka_metadata_destroy(md);
 	rd_kafka_topic_destroy(rkt);
-	if (gone)
-		st_log(ST_LOG_ERR, "pipeline", "transactions topic %s no "
-		       "longer exists (deleted while strata ran): stopping; "
-		       "input processed since the last commit is not "
-		       "committed", topic);
-	return gone;
+	return state;
+}
+
+/*
+ * Whether the transaction stream's topic was deleted while strata ran.
+ * Once the consumer has reported it unknown, the broker is asked every
+ * second; an answer that shows the topic ends the suspicion, and an
+ * answer that it does not exist INPUT_GONE_AFTER_US after the first
+ * report is believed. Nothing is then left to consume or to commit
+ * offsets for: strata stops with an error instead of idling, as a Kafka
+ * Streams application stops on a missing source topic.
+ */
+static int input_topic_gone(st_pipeline_t *p, int64_t now)
+{
+	const char *topic = p->conf->transactions_topic;
+	int state;
+
+	if (atomic_exchange(&p->input_missing, 0) && !p->input_suspect_us) {
+		st_log(ST_LOG_WARNING, "pipeline", "transactions topic %s: "
+		       "the consumer reports it or its partitions unknown; "
+		       "asking the broker every second (stopping if it says "
+		       "the topic does not exist for %d s)", topic,
+		       INPUT_GONE_AFTER_US / 1000000);
+		p->input_suspect_us = now;
+		p->input_check_us = now;
+	}
+	if (!p->input_suspect_us || now < p->input_check_us)
+		return 0;
+	p->input_check_us = now + 1000000;
+	state = input_topic_state(p);
+	if (state == 0) {
+		st_log(ST_LOG_NOTICE, "pipeline", "transactions topic %s: "
+		       "the broker shows it", topic);
+		p->input_suspect_us = 0;
+		return 0;
+	}
+	if (state < 0 || now - p->input_suspect_us < INPUT_GONE_AFTER_US)
+		return 0;
+	st_log(ST_LOG_ERR, "pipeline", "transactions topic %s no longer "
+	       "exists (deleted while strata ran): stopping; the batch in "
+	       "progress is aborted", topic);
+	return 1;
 }
 
 static void rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
@@ -3472,9 +3518,12 @@ void st_pipeline_destroy(st_pipeline_t *p)
 		/* librdkafka 2.0 never finishes destroying a consumer whose
 		 * partition was deleted under it (fixed upstream in 2.5),
 		 * and has no public flag to skip the wait: the handle is
-		 * left to the process's exit. */
-		if (p->cqueue)
+		 * left to the process's exit, and writes to the pipe no
+		 * more. */
+		if (p->cqueue) {
+			rd_kafka_queue_io_event_enable(p->cqueue, -1, NULL, 0);
 			rd_kafka_queue_destroy(p->cqueue);
+		}
 	} else if (p->consumer) {
 		rd_kafka_consumer_close(p->consumer);
 		if (p->cqueue)
@@ -3781,8 +3830,7 @@ int st_pipeline_run(st_pipeline_t *p, volatile sig_atomic_t *stop)
 							   sizeof(errstr));
 		if (n_cdc >= 0)
 			n_in = consume(p, errstr, sizeof(errstr));
-		if (atomic_exchange(&p->input_missing, 0) &&
-		    input_topic_gone(p)) {
+		if (input_topic_gone(p, now)) {
 			p->input_gone = 1;
 			p->fatal = ST_EKAFKA;
 			break;

@@ -300,9 +300,19 @@ class _Watcher(threading.Thread):
             self.seen.add(ident)
         self.c.close()
 
-    def finish(self):
+    def finish(self, golden):
+        """Waits until every vector of the golden run's features topic has
+        been seen (a watcher that fell behind, for example rejoining its
+        group after a broker restart, would make "no duplicate" say
+        little), then stops. Returns (vectors seen, duplicates)."""
+        want = {kv for recs in golden["features"].values() for kv in recs}
+        end = time.monotonic() + 180
+        while not want <= self.seen and self.is_alive() and time.monotonic() < end:
+            time.sleep(0.5)
         self.stop = True
         self.join(10)
+        missing = len(want - self.seen)
+        assert not missing, f"the watcher saw {len(self.seen)} vectors, {missing} of the golden run's not"
         return len(self.seen), self.dups
 
 
@@ -366,9 +376,8 @@ def test_crash_equivalence(env):
     time.sleep(random.uniform(0.5, 2.0))
     s.stop(signal.SIGKILL)
     got = _run_to_end(env, "crash", strata=s)
-    time.sleep(2)
-    seen, dups = watcher.finish()
     _compare(c["golden"], got)
+    seen, dups = watcher.finish(c["golden"])
     assert dups == 0, f"{dups} duplicates seen by a read_committed consumer"
     killed = sum(1 for x in crashes if x.endswith(f"={-signal.SIGKILL}"))
     assert killed >= 4, crashes
@@ -541,9 +550,8 @@ def test_broker_stops_mid_commit(env):
         assert s.stop() == 0
     repairs = s.log_text().count("aborting what Kafka holds open")
     got = _run_to_end(env, "midcommit", strata=s)
-    time.sleep(2)
-    seen, dups = watcher.finish()
     _compare(c["golden"], got)
+    seen, dups = watcher.finish(c["golden"])
     assert dups == 0, f"{dups} duplicates seen by a read_committed consumer"
     return (f"{attempts} broker stops; the coordinator "
             + (f"skipped markers at stop {attempts}" if skipped else "skipped no marker")
@@ -604,9 +612,8 @@ def _fail_once(env, name, point, reached):
         del os.environ["STRATA_FAIL_AT"]
     wait_until(f"the failure point {point}", lambda: reached in s.log_text(), 120, 0.5)
     got = _run_to_end(env, name, strata=s)
-    time.sleep(2)
-    seen, dups = watcher.finish()
     _compare(c["golden"], got)
+    seen, dups = watcher.finish(c["golden"])
     assert dups == 0, f"{dups} duplicates seen by a read_committed consumer"
     return s, seen
 
