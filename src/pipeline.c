@@ -234,6 +234,9 @@ struct st_pipeline {
 	atomic_int input_missing;
 	int64_t input_suspect_us, input_check_us;
 	int input_gone;
+	int input_assigned;         /* the topic's partitions were assigned:
+				     * it existed (one missing at start is
+				     * waited for) */
 	uint64_t undelivered;       /* delivery failures since the last commit */
 	/* Every partition the open transaction delivered to, each at one
 	 * offset: whether Kafka kept the transaction reads there, and what
@@ -2728,6 +2731,8 @@ static int add_parts(st_pipeline_t *p, rd_kafka_topic_partition_list_t *parts,
 		return st_seterr(errstr, errstr_size, ST_ENOMEM,
 				 "out of memory");
 	p->parts = np;
+	if (parts->cnt)
+		p->input_assigned = 1;
 	for (int i = 0; i < parts->cnt; i++)
 		p->parts[first + (size_t)i].quiet_until = -1;
 	if (p->eos) {
@@ -2830,9 +2835,10 @@ static int input_topic_state(st_pipeline_t *p)
 
 /*
  * Whether the transaction stream's topic was deleted while strata ran.
- * Once the consumer has reported it unknown, the broker is asked every
- * second; an answer that shows the topic ends the suspicion, and an
- * answer that it does not exist INPUT_GONE_AFTER_US after the first
+ * Once the consumer has reported it unknown after its partitions were
+ * assigned (a topic missing at start is waited for), the broker is asked
+ * every second; an answer that shows the topic ends the suspicion, and
+ * an answer that it does not exist INPUT_GONE_AFTER_US after the first
  * report is believed. Nothing is then left to consume or to commit
  * offsets for: strata stops with an error instead of idling, as a Kafka
  * Streams application stops on a missing source topic.
@@ -2842,7 +2848,8 @@ static int input_topic_gone(st_pipeline_t *p, int64_t now)
 	const char *topic = p->conf->transactions_topic;
 	int state;
 
-	if (atomic_exchange(&p->input_missing, 0) && !p->input_suspect_us) {
+	if (atomic_exchange(&p->input_missing, 0) && p->input_assigned &&
+	    !p->input_suspect_us) {
 		st_log(ST_LOG_WARNING, "pipeline", "transactions topic %s: "
 		       "the consumer reports it or its partitions unknown; "
 		       "asking the broker every second (stopping if it says "

@@ -366,6 +366,43 @@ def test_deleted_input_topic_stops_strata(env):
     return f"stopped {took:.1f} s after the topic was deleted, exit status 1"
 
 
+def test_input_topic_created_later_is_waited_for(env):
+    """An instance started before its transactions topic exists waits for
+    it (past the 30 s after which a topic that disappears is taken for
+    deleted) and processes it once it is created."""
+    c = _setup(env)
+    names = {k: f"it.{k}.{RUN}late" for k in ("txn", "features", "dlq")}
+    admin = AdminClient({"bootstrap.servers": env.bootstrap})
+    for f in admin.create_topics([NewTopic(names["features"], 2, 1),
+                                  NewTopic(names["dlq"], 1, 1)]).values():
+        f.result(30)
+    prefix = f"it{RUN}late:user"
+    s = Strata(env, "pipelate", {
+        "transactions.topic": names["txn"],
+        "features.topic": names["features"],
+        "dlq.topic": names["dlq"],
+        "redis.prefix": prefix,
+        "join.max.wait": "15s",
+        "log.level": "info",
+    }).start()
+    s.topics, s.prefix = names, prefix
+    try:
+        wait_until("the missing topic's warning", lambda: "Subscribed topic not available"
+                   in s.log_text(), 30)
+        time.sleep(35)
+        assert s.alive(), "strata stopped while its topic did not exist yet"
+        for f in admin.create_topics([NewTopic(names["txn"], 2, 1)]).values():
+            f.result(30)
+        _produce(env, s, 12, 3, 20.0, pg_now_ms(env) - 1000)
+        wait_until("the feature hash", lambda: c["redis"].hgetall(f"{prefix}:12"), 60)
+        rc = s.stop()
+    finally:
+        s.stop(signal.SIGKILL)
+    assert rc == 0, f"exit status {rc}"
+    assert "no longer exists" not in s.log_text()
+    return "waited 35 s for the topic, then processed it"
+
+
 def teardown(env):
     for key in ("main", "stale"):
         if key in ctx:
@@ -383,4 +420,5 @@ TESTS = [
     test_metrics_scrape,
     test_serve_answers_as_redis,
     test_deleted_input_topic_stops_strata,
+    test_input_topic_created_later_is_waited_for,
 ]
