@@ -879,6 +879,15 @@ static void rewind_to(rd_kafka_topic_partition_list_t *l,
 		tp->offset = m->offset;
 }
 
+/* An error saying a partition or topic of the input is unknown: the
+ * topic may have been deleted (see input_topic_gone()). */
+static int unknown_input(int err)
+{
+	return err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
+	       err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+	       err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+}
+
 /* Takes messages from the transaction consumer into the pending queue. */
 static int consume(st_pipeline_t *p, char *errstr, size_t errstr_size)
 {
@@ -940,9 +949,7 @@ static int consume(st_pipeline_t *p, char *errstr, size_t errstr_size)
 			break;
 		}
 		if (rkm->err) {
-			if (rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
-			    rkm->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-			    rkm->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+			if (unknown_input(rkm->err))
 				atomic_store(&p->input_missing, 1);
 			if (rkm->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
 				st_log(ST_LOG_WARNING, "kafka", "%s",
@@ -2802,9 +2809,7 @@ static void consumer_error(rd_kafka_t *rk, int err, const char *reason,
 	st_pipeline_t *p = opaque;
 
 	st_log(ST_LOG_ERR, "rdkafka", "%s: %s", rd_kafka_name(rk), reason);
-	if (err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION ||
-	    err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-	    err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+	if (unknown_input(err))
 		atomic_store(&p->input_missing, 1);
 }
 

@@ -24,19 +24,21 @@ SCHEMAS = os.path.join(ROOT, "schemas")
 ctx = {}
 
 
-def _topics(env, suffix):
+def _topics(env, suffix, txn=True):
+    """Creates the instance's topics (the transactions topic only with
+    txn); returns their names."""
     names = {k: f"it.{k}.{RUN}{suffix}" for k in ("txn", "features", "dlq")}
+    parts = {"txn": 2, "features": 2, "dlq": 1}
     admin = AdminClient({"bootstrap.servers": env.bootstrap})
-    futs = admin.create_topics([NewTopic(names["txn"], 2, 1),
-                                NewTopic(names["features"], 2, 1),
-                                NewTopic(names["dlq"], 1, 1)])
+    futs = admin.create_topics([NewTopic(names[k], parts[k], 1) for k in parts
+                                if txn or k != "txn"])
     for f in futs.values():
         f.result(30)
     return names
 
 
-def _instance(env, name, max_wait):
-    topics = _topics(env, name)
+def _instance(env, name, max_wait, txn=True):
+    topics = _topics(env, name, txn)
     s = Strata(env, f"pipe{name}", {
         "transactions.topic": topics["txn"],
         "transactions.schema": os.path.join(SCHEMAS, "transaction.avsc"),
@@ -358,8 +360,7 @@ def test_deleted_input_topic_stops_strata(env):
         rc = s.stop()
     finally:
         s.stop(signal.SIGKILL)
-    with open(s.log) as f:
-        log = f.read()
+    log = s.log_text()
     assert rc == 1, f"exit status {rc}"
     assert f"transactions topic {s.topics['txn']} no longer exists" in log, log[-2000:]
     assert took >= 29, f"stopped {took:.1f} s after the deletion, before the 30 s of confirmation"
@@ -371,30 +372,17 @@ def test_input_topic_created_later_is_waited_for(env):
     it (past the 30 s after which a topic that disappears is taken for
     deleted) and processes it once it is created."""
     c = _setup(env)
-    names = {k: f"it.{k}.{RUN}late" for k in ("txn", "features", "dlq")}
+    s = _instance(env, "late", "15s", txn=False)
     admin = AdminClient({"bootstrap.servers": env.bootstrap})
-    for f in admin.create_topics([NewTopic(names["features"], 2, 1),
-                                  NewTopic(names["dlq"], 1, 1)]).values():
-        f.result(30)
-    prefix = f"it{RUN}late:user"
-    s = Strata(env, "pipelate", {
-        "transactions.topic": names["txn"],
-        "features.topic": names["features"],
-        "dlq.topic": names["dlq"],
-        "redis.prefix": prefix,
-        "join.max.wait": "15s",
-        "log.level": "info",
-    }).start()
-    s.topics, s.prefix = names, prefix
     try:
         wait_until("the missing topic's warning", lambda: "Subscribed topic not available"
                    in s.log_text(), 30)
         time.sleep(35)
         assert s.alive(), "strata stopped while its topic did not exist yet"
-        for f in admin.create_topics([NewTopic(names["txn"], 2, 1)]).values():
+        for f in admin.create_topics([NewTopic(s.topics["txn"], 2, 1)]).values():
             f.result(30)
         _produce(env, s, 12, 3, 20.0, pg_now_ms(env) - 1000)
-        wait_until("the feature hash", lambda: c["redis"].hgetall(f"{prefix}:12"), 60)
+        wait_until("the feature hash", lambda: c["redis"].hgetall(f"{s.prefix}:12"), 60)
         rc = s.stop()
     finally:
         s.stop(signal.SIGKILL)
