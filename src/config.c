@@ -161,7 +161,8 @@ static const conf_prop_t props[] = {
 	{"serve.listen", CT_STR, OFF(serve_listen), "127.0.0.1:6390", 0, 0,
 	 NULL,
 	 "Address strata serve answers Redis clients on (RESP2/RESP3: HGETALL, "
-	 "HGET, HMGET, HEXISTS, HLEN, EXISTS, TYPE, SCORE, PING, INFO...). "
+	 "HGET, HMGET, HEXISTS, HLEN, EXISTS, TYPE, SCORE, RECOMMEND, PING, "
+	 "INFO...). "
 	 "HOST:PORT, :PORT (every interface), [IPV6]:PORT, port 0 for any "
 	 "free one."},
 	{"serve.metrics.listen", CT_STR, OFF(serve_metrics_listen),
@@ -177,6 +178,27 @@ static const conf_prop_t props[] = {
 	 "64M", 65536, 4294967296LL, NULL,
 	 "Unsent replies strata serve buffers per client before it stops "
 	 "reading that client's requests until they drain."},
+	{"recommend.model", CT_STR, OFF(recommend_model), "", 0, 0, NULL,
+	 "ONNX model strata serve's RECOMMEND ranks the catalogue with: input "
+	 "float [N, F], one row per item, its columns named in metadata "
+	 "strata.features (TABLE.COLUMN, TABLE.COLUMN=TEXT, or a feature of "
+	 "the user's vector; see \"Recommendations\" in the README). Empty "
+	 "disables RECOMMEND."},
+	{"recommend.table", CT_STR, OFF(recommend_table), "items", 0, 0, NULL,
+	 "The catalogue: the CDC table whose current rows RECOMMEND ranks."},
+	{"recommend.user.table", CT_STR, OFF(recommend_user_table), "users", 0,
+	 0, NULL,
+	 "The CDC table of the users RECOMMEND ranks for, keyed by the "
+	 "entity of the feature vectors."},
+	{"recommend.joins", CT_STR, OFF(recommend_joins),
+	 "merchants:merchant_id", 0, 0, NULL,
+	 "Tables joined to each item for the model, TABLE:COLUMN comma-"
+	 "separated (at most 6): the row of TABLE whose key is the item's "
+	 "COLUMN."},
+	{"recommend.candidates.max", CT_INT, OFF(recommend_candidates_max),
+	 "100000", 1, 10000000, NULL,
+	 "Items RECOMMEND scores at most; a larger catalogue gets an error "
+	 "rather than a slow answer. Every request scores every item."},
 	{"scorer.model", CT_STR, OFF(scorer_model), "", 0, 0, NULL,
 	 "ONNX model scoring every event's feature vector (input float [N, F] "
 	 "with the feature names in metadata strata.features; see "

@@ -63,6 +63,11 @@ typedef struct st_config {
 	char *serve_metrics_listen;
 	int64_t serve_max_clients;
 	int64_t serve_client_output_max;
+	char *recommend_model;
+	char *recommend_table;
+	char *recommend_user_table;
+	char *recommend_joins;
+	int64_t recommend_candidates_max;
 	/* scoring */
 	char *scorer_model;
 	double scorer_threshold;

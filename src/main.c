@@ -391,14 +391,15 @@ static const char schema_usage[] =
 static const char serve_usage[] =
 	"usage: strata serve [-c FILE] [-X key=value]...\n"
 	"  Answers Redis clients on serve.listen (HGETALL, HGET, HMGET,\n"
-	"  HEXISTS, HLEN, EXISTS, TYPE, SCORE, PING, INFO, HELLO, CLIENT,\n"
-	"  ...; RESP2 and RESP3) from the feature vectors `strata run`\n"
+	"  HEXISTS, HLEN, EXISTS, TYPE, SCORE, RECOMMEND, PING, INFO, HELLO,\n"
+	"  CLIENT, ...; RESP2 and RESP3) from the feature vectors `strata run`\n"
 	"  keeps in state.dir, under the keys redis.prefix:ENTITY, until\n"
 	"  SIGINT or SIGTERM. Safe while `strata run` writes the state.\n";
 
 static int cmd_serve(int argc, char **argv)
 {
 	st_config_t *conf = NULL;
+	st_recommend_conf_t rc;
 	st_server_conf_t sc;
 	st_server_t *s = NULL;
 	char errstr[1024];
@@ -407,21 +408,31 @@ static int cmd_serve(int argc, char **argv)
 	if (parse_common(argc, argv, serve_usage, &conf) < 0)
 		return 2;
 	install_signals();
+	rc = (st_recommend_conf_t){
+		.model = conf->recommend_model,
+		.table = conf->recommend_table,
+		.user_table = conf->recommend_user_table,
+		.joins = conf->recommend_joins,
+		.candidates_max = (size_t)conf->recommend_candidates_max,
+	};
 	sc = (st_server_conf_t){
 		.listen = conf->serve_listen, .state_dir = conf->state_dir,
 		.prefix = conf->redis_prefix, .model = conf->scorer_model,
 		.metrics_listen = conf->serve_metrics_listen,
 		.max_clients = (int)conf->serve_max_clients,
 		.max_output = conf->serve_client_output_max,
+		.recommend = &rc,
 	};
 	if (st_server_new(&s, &sc, errstr, sizeof(errstr))) {
 		st_log(ST_LOG_ERR, "main", "%s", errstr);
 		goto out;
 	}
 	st_log(ST_LOG_NOTICE, "main", "strata %s serving %s:* from %s on "
-	       "port %d%s%s", PACKAGE_VERSION, conf->redis_prefix,
+	       "port %d%s%s%s%s", PACKAGE_VERSION, conf->redis_prefix,
 	       conf->state_dir, st_server_port(s),
-	       *conf->scorer_model ? ", SCORE with " : "", conf->scorer_model);
+	       *conf->scorer_model ? ", SCORE with " : "", conf->scorer_model,
+	       *conf->recommend_model ? ", RECOMMEND with " : "",
+	       conf->recommend_model);
 	if (st_server_run(s, &stop_requested, errstr, sizeof(errstr))) {
 		st_log(ST_LOG_ERR, "main", "%s", errstr);
 		goto out;

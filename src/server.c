@@ -24,6 +24,7 @@
 #include "error.h"
 #include "http.h"
 #include "log.h"
+#include "recommend.h"
 #include "resp.h"
 #include "scorer.h"
 #include "state.h"
@@ -85,6 +86,7 @@ struct st_server {
 	st_vecrec_layout_t **layouts; /* met so far; never change */
 	size_t nlayouts;
 	st_scorer_t *scorer;
+	st_recommender_t *rec;        /* RECOMMEND's, or NULL */
 	float *row;                   /* one row of the model's features */
 	char *scratch;                /* NUL-terminated names and values */
 	size_t scratch_cap;
@@ -576,6 +578,87 @@ static void cmd_score(st_server_t *s, client_t *c,
 	st_resp_out_bulk(&c->out, num, (size_t)rc);
 }
 
+#define RECOMMEND_COUNT 10
+
+/* RECOMMEND key [COUNT n]: the catalogue ranked for the key's entity. */
+static void cmd_recommend(st_server_t *s, client_t *c,
+			  const st_resp_request_t *r)
+{
+	const st_recommendation_t *recs;
+	const char *key = r->argv[1];
+	size_t len = r->argvlen[1], nrec, count = RECOMMEND_COUNT;
+	char errstr[512], num[40];
+	long long n;
+	long nfields = 0;
+	MDB_val rec;
+	MDB_txn *txn;
+	int rc, found;
+
+	if (!s->rec) {
+		reply_error(s, c, "ERR RECOMMEND needs a model: "
+			    "recommend.model is not set");
+		return;
+	}
+	if (r->argc != 2 && (r->argc != 4 || !arg_is(r, 2, "count"))) {
+		reply_error(s, c, "ERR syntax error");
+		return;
+	}
+	if (r->argc == 4) {
+		if (st_resp_parse_ll(r->argv[3], r->argvlen[3], &n)) {
+			reply_error(s, c, "ERR value is not an integer or out "
+				    "of range");
+			return;
+		}
+		if (n < 1) {
+			reply_error(s, c, "ERR value is out of range, must be "
+				    "positive");
+			return;
+		}
+		count = (unsigned long long)n > SIZE_MAX ? SIZE_MAX : (size_t)n;
+	}
+	if (len <= s->kpfx_len || memcmp(key, s->kpfx, s->kpfx_len)) {
+		st_resp_out_array(&c->out, 0);
+		return;
+	}
+	if ((rc = lookup(s, c, key, len, &rec)) < 0)
+		return;
+	if (rc && (nfields = score_fields(s, &rec)) < 0) {
+		if (nfields == -1)
+			reply_corrupt(s, c, key, len);
+		else
+			reply_error(s, c, "ERR out of memory");
+		return;
+	}
+	if (!(txn = read_txn(s, c)))
+		return;
+	if (st_recommend(s->rec, txn, key + s->kpfx_len, len - s->kpfx_len,
+			 (size_t)nfields, s->names, s->values, count, &recs,
+			 &nrec, &found, errstr, sizeof(errstr))) {
+		reply_error(s, c, "ERR %s", errstr);
+		return;
+	}
+	if (!rc && !found)
+		nrec = 0;          /* no such user: nothing to rank for */
+	if (st_resp_out_proto(&c->out) == 3) {
+		st_resp_out_array(&c->out, nrec);
+		for (size_t i = 0; i < nrec; i++) {
+			st_resp_out_array(&c->out, 2);
+			st_resp_out_bulk(&c->out, recs[i].item,
+					 recs[i].item_len);
+			rc = snprintf(num, sizeof(num), ",%.9g\r\n",
+				      (double)recs[i].score);
+			st_resp_out_raw(&c->out, num, (size_t)rc);
+		}
+		return;
+	}
+	st_resp_out_array(&c->out, 2 * nrec);
+	for (size_t i = 0; i < nrec; i++) {
+		st_resp_out_bulk(&c->out, recs[i].item, recs[i].item_len);
+		rc = snprintf(num, sizeof(num), "%.9g", (double)recs[i].score);
+		st_resp_out_bulk(&c->out, num, (size_t)rc);
+	}
+}
+
 static void cmd_info(st_server_t *s, client_t *c, const st_resp_request_t *r)
 {
 	char text[1024];
@@ -878,6 +961,11 @@ static const cmd_t cmds[] = {
 	{ "quit", cmd_quit, -1, "loading stale fast no_auth", 0, 0, 0,
 	  "@fast @connection", "Closes the connection.", "1.0.0",
 	  "connection", "O(1)", { { NULL, NULL, 0 } } },
+	{ "recommend", cmd_recommend, -2, "readonly", 1, 1, 1, "@read @slow",
+	  "Returns the catalogue's items ranked by the recommendation model "
+	  "for an entity, best first, with their scores (strata).", "0.1.0",
+	  "module", "O(N log N) where N is the number of items.",
+	  { { "key", "key", 0 }, { "count", "integer", ARG_OPTIONAL } } },
 	{ "score", cmd_score, 2, "readonly", 1, 1, 1, "@read @slow",
 	  "Returns the model's score of an entity's stored feature vector "
 	  "(strata).", "0.1.0", "module", "O(F) where F is the number of "
@@ -1568,6 +1656,11 @@ int st_server_new(st_server_t **sp, const st_server_conf_t *conf,
 				 ST_STATE_READONLY, errstr, errstr_size)) ||
 	    (err = load_model(s, conf->model, errstr, errstr_size)))
 		goto fail;
+	if (conf->recommend && conf->recommend->model &&
+	    *conf->recommend->model &&
+	    (err = st_recommender_new(&s->rec, s->st, conf->recommend, errstr,
+				      errstr_size)))
+		goto fail;
 	s->dbi = st_state_dbi_entities(s->st);
 	s->meta = st_state_dbi_meta(s->st);
 	if ((err = register_metrics(s))) {
@@ -1627,6 +1720,7 @@ void st_server_destroy(st_server_t *s)
 	st_metrics_destroy(s->m);
 	free(s->m_cmds);
 	free(s->m_secs);
+	st_recommender_destroy(s->rec);
 	st_scorer_destroy(s->scorer);
 	st_state_close(s->st);
 	free(s->row);

@@ -46,7 +46,7 @@
  *   SELECT index             +OK for 0, the only database; "ERR DB index
  *                            is out of range" for any other
  *   COMMAND                  every command's description (Redis 7 form)
- *   COMMAND COUNT            :17
+ *   COMMAND COUNT            :18
  *   COMMAND INFO name...     the named commands' descriptions (nil for
  *                            an unknown one)
  *   COMMAND DOCS [name...]   name -> summary, since, group, complexity,
@@ -68,6 +68,20 @@
  *                            vector lacks, or whose value is not a
  *                            number, is NaN. Error "ERR SCORE needs a
  *                            model: scorer.model is not set" without one.
+ *   RECOMMEND key [COUNT n]  the catalogue's items ranked for the key's
+ *                            entity by recommend.model (recommend.h),
+ *                            best first, at most n (default 10): item,
+ *                            score, item, score... as bulk strings
+ *                            ("%.9g"), as ZRANGE WITHSCORES answers; in
+ *                            RESP3 an array of [item, double] pairs. An
+ *                            empty array for a key outside the prefix or
+ *                            an entity with neither a vector nor a row in
+ *                            recommend.user.table (an entity with only the
+ *                            row is ranked, its vector's features NaN).
+ *                            Errors: "ERR RECOMMEND needs a model:
+ *                            recommend.model is not set", "ERR syntax
+ *                            error", "ERR value is out of range, must be
+ *                            positive", "ERR RECOMMEND: ..." (recommend.h).
  *   COMMAND HELP             what COMMAND takes
  *   INFO [section]           every section whatever asked:
  *                            strata_version, process_id, tcp_port,
@@ -116,7 +130,8 @@
  * ST_ENOMEM, ST_ENET (cannot listen on serve.listen or
  * serve.metrics.listen), ST_ENOENT / ST_ESTATE
  * (state.dir missing or not a state of this strata version), ST_EMODEL
- * (scorer.model cannot be loaded or has no strata.features names).
+ * (scorer.model or recommend.model cannot be loaded or has no
+ * strata.features names; recommend.* settings as recommend.h says).
  *
  * Thread: st_server_new(), st_server_run() and st_server_destroy() may
  * run on different threads but one at a time; st_server_run() serves on
@@ -131,6 +146,7 @@
 #include <stdint.h>
 
 #include "metrics.h"
+#include "recommend.h"
 
 /* The settings of `strata serve` (config keys in brackets). Strings are
  * borrowed for st_server_new() only. */
@@ -142,6 +158,9 @@ typedef struct st_server_conf {
 	const char *model;          /* [scorer.model] NULL or "": no SCORE */
 	const char *metrics_listen; /* [serve.metrics.listen] NULL or "":
 				     * no metrics endpoint */
+	const st_recommend_conf_t *recommend;
+				    /* [recommend.*] NULL, or model NULL or
+				     * "": no RECOMMEND */
 	int max_clients;            /* [serve.max.clients] >= 1 */
 	int64_t max_output;         /* [serve.client.output.max] bytes, > 0 */
 } st_server_conf_t;

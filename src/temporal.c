@@ -416,6 +416,23 @@ out:
 	return err;
 }
 
+/* Positions c on the first version of the key after the one whose prefix
+ * is buf[0..plen) (buf has SUFFIX bytes of room after it). Returns
+ * mdb_cursor_get()'s code. */
+static int seek_next_key(MDB_cursor *c, uint8_t *buf, size_t plen,
+			 MDB_val *k, MDB_val *d)
+{
+	int rc;
+
+	memset(buf + plen, 0xff, SUFFIX);
+	k->mv_data = buf;
+	k->mv_size = plen + SUFFIX;
+	rc = mdb_cursor_get(c, k, d, MDB_SET_RANGE);
+	while (!rc && same_prefix(k, buf, plen))
+		rc = mdb_cursor_get(c, k, d, MDB_NEXT);
+	return rc;
+}
+
 int st_temporal_compact(st_state_t *st, int64_t horizon, size_t budget,
 			void **cursor, size_t *cursor_len, uint64_t *removed,
 			char *errstr, size_t errstr_size)
@@ -437,12 +454,7 @@ int st_temporal_compact(st_state_t *st, int64_t horizon, size_t budget,
 	if (*cursor) {
 		/* Resume after the last key compacted. */
 		memcpy(prefix, *cursor, *cursor_len);
-		memset(prefix + *cursor_len, 0xff, SUFFIX);
-		k.mv_data = prefix;
-		k.mv_size = *cursor_len + SUFFIX;
-		rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
-		while (!rc && same_prefix(&k, *cursor, *cursor_len))
-			rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+		rc = seek_next_key(c, prefix, *cursor_len, &k, &d);
 	} else {
 		rc = mdb_cursor_get(c, &k, &d, MDB_FIRST);
 	}
@@ -463,13 +475,7 @@ int st_temporal_compact(st_state_t *st, int64_t horizon, size_t budget,
 			goto out;
 		}
 		done++;
-		/* Position on the first version of the next key. */
-		memset(prefix + plen, 0xff, SUFFIX);
-		k.mv_data = prefix;
-		k.mv_size = plen + SUFFIX;
-		rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
-		while (!rc && same_prefix(&k, prefix, plen))
-			rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+		rc = seek_next_key(c, prefix, plen, &k, &d);
 		if (!rc && done == budget) {
 			*cursor = malloc(plen);
 			if (!*cursor) {
@@ -580,5 +586,97 @@ int st_temporal_lookup(st_temporal_reader_t *r, int slot, const char *table,
 			  &r->resolved[slot], row_len);
 	if (!err)
 		*row = r->resolved[slot];
+	return err;
+}
+
+/* The row of the version under the cursor (key k, value d): 1 with *row
+ * valid at t, 0 when it is a delete, or an error. A row with
+ * unchanged-TOAST markers is resolved into *resolved. Moves the cursor. */
+static int version_row(MDB_cursor *c, const uint8_t *prefix, size_t plen,
+		       const MDB_val *d, uint8_t **resolved,
+		       const uint8_t **row, size_t *row_len)
+{
+	const uint8_t *val = d->mv_data;
+
+	if (d->mv_size < 1)
+		return ST_EPARSE;
+	if (val[0] & FLAG_DELETED)
+		return 0;
+	if (!(val[0] & FLAG_UNAVAILABLE)) {
+		*row = val + 1;
+		*row_len = d->mv_size - 1;
+		return 1;
+	}
+	free(*resolved);
+	*resolved = NULL;
+	int err = resolve_row(c, prefix, plen, val + 1, d->mv_size - 1,
+			      resolved, row_len);
+	if (err)
+		return err;
+	*row = *resolved;
+	return 1;
+}
+
+int st_temporal_scan(st_temporal_reader_t *r, int slot, const char *table,
+		     int64_t t, st_temporal_scan_fn fn, void *opaque)
+{
+	size_t tlen = table ? strlen(table) : 0, klen, plen;
+	uint8_t kbuf[KEY_MAX];
+	const uint8_t *row = NULL, *kp;
+	MDB_cursor *c = NULL;
+	MDB_val k, d;
+	size_t row_len = 0;
+	int rc, err = 0;
+
+	if (!tlen || tlen > 255 || slot < 0 ||
+	    slot >= ST_TEMPORAL_READER_SLOTS || !fn)
+		return ST_EINVAL;
+	if (!r->cursor)
+		return ST_ESTATE;
+	rc = mdb_cursor_open(mdb_cursor_txn(r->cursor),
+			     st_state_dbi_versions(r->st), &c);
+	if (rc)
+		return st_state_mdb_err(rc, "scan", NULL, 0);
+	kbuf[0] = (uint8_t)tlen;
+	memcpy(kbuf + 1, table, tlen);
+	k.mv_data = kbuf;
+	k.mv_size = 1 + tlen;
+	rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+	while (!rc) {
+		kp = k.mv_data;
+		if (k.mv_size < 1 + tlen || memcmp(kp, kbuf, 1 + tlen))
+			break;                  /* past the table */
+		if (k.mv_size < 3 + tlen + SUFFIX) {
+			err = ST_EPARSE;
+			break;
+		}
+		klen = (size_t)kp[1 + tlen] << 8 | kp[2 + tlen];
+		plen = 3 + tlen + klen;
+		if (k.mv_size != plen + SUFFIX || klen > ST_TEMPORAL_KEY_MAX) {
+			err = ST_EPARSE;
+			break;
+		}
+		memcpy(kbuf, kp, plen);
+		/* The version valid at t: the first at or after ~t. */
+		put_suffix(kbuf + plen, t, INT64_MAX);
+		k.mv_data = kbuf;
+		k.mv_size = plen + SUFFIX;
+		rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+		if (rc && rc != MDB_NOTFOUND)
+			break;
+		if (!rc && t >= 0 && same_prefix(&k, kbuf, plen)) {
+			err = version_row(c, kbuf, plen, &d,
+					  &r->resolved[slot], &row, &row_len);
+			if (err == 1)
+				err = fn((const char *)kbuf + 3 + tlen, klen,
+					 row, row_len, opaque);
+			if (err)
+				break;
+		}
+		rc = seek_next_key(c, kbuf, plen, &k, &d);
+	}
+	if (!err && rc && rc != MDB_NOTFOUND)
+		err = st_state_mdb_err(rc, "scan", NULL, 0);
+	mdb_cursor_close(c);
 	return err;
 }

@@ -126,4 +126,20 @@ int st_temporal_lookup(st_temporal_reader_t *r, int slot, const char *table,
 		       const char *key, size_t key_len, int64_t t,
 		       const uint8_t **row, size_t *row_len);
 
+/*
+ * Calls fn for every key of `table` with a row valid at t (ms), in key
+ * order (the LMDB order: shorter keys first, then bytewise), with the
+ * key and its row, unchanged-TOAST columns resolved; keys deleted or not
+ * yet present at t are skipped. The key and row passed are borrowed for
+ * the call; fn may make lookups into every slot but `slot`, which holds
+ * the resolved rows of the scan. The reader must be bound. Returns 0,
+ * the first non-zero value fn returned, ST_EINVAL (bad table or slot),
+ * ST_EPARSE (a corrupt version key) or ST_ESTATE.
+ */
+typedef int (*st_temporal_scan_fn)(const char *key, size_t key_len,
+				   const uint8_t *row, size_t row_len,
+				   void *opaque);
+int st_temporal_scan(st_temporal_reader_t *r, int slot, const char *table,
+		     int64_t t, st_temporal_scan_fn fn, void *opaque);
+
 #endif

@@ -37,6 +37,7 @@
 #include "metrics.h"
 #include "server.h"
 #include "state.h"
+#include "temporal.h"
 #include "vecrec.h"
 
 #define PREFIX "strata:user"
@@ -193,9 +194,12 @@ static void *serve(void *opaque)
 	return st_server_run(srv, &stop, err, sizeof(err)) ? err : NULL;
 }
 
+static const st_recommend_conf_t *rec_conf;  /* start()'s RECOMMEND */
+
 static void start(const char *model, int max_clients, int64_t max_output)
 {
 	st_server_conf_t conf = {
+		.recommend = rec_conf,
 		.listen = "127.0.0.1:0",
 		.state_dir = dir,
 		.prefix = PREFIX,
@@ -689,9 +693,9 @@ START_TEST(command_command)
 
 	start_default();
 	c = connect_hiredis();
-	expect_int(c, 17, "COMMAND COUNT");
+	expect_int(c, 18, "COMMAND COUNT");
 	r = cmd(c, "COMMAND");
-	ck_assert_uint_eq(r->elements, 17);
+	ck_assert_uint_eq(r->elements, 18);
 	freeReplyObject(r);
 	r = cmd(c, "COMMAND INFO hget nope HGETALL");
 	ck_assert_uint_eq(r->elements, 3);
@@ -709,7 +713,7 @@ START_TEST(command_command)
 	ck_assert_str_eq(r->element[1]->element[0]->str, "summary");
 	freeReplyObject(r);
 	r = cmd(c, "COMMAND DOCS");
-	ck_assert_uint_eq(r->elements, 34);
+	ck_assert_uint_eq(r->elements, 36);
 	freeReplyObject(r);
 	/* The commands clients send on connecting. */
 	r = cmd(c, "COMMAND INFO hello client select auth");
@@ -827,7 +831,7 @@ START_TEST(hello_resp3)
 		   "$5\r\nflags\r\n~1\r\n+optional\r\n");
 	SEND_LIT(fd, "COMMAND DOCS\r\nPING\r\n");
 	got = recv_until(fd, "+PONG\r\n", &len);
-	ck_assert_msg(!strncmp(got, "%17\r\n$4\r\nauth\r\n%5\r\n", 19), "%s",
+	ck_assert_msg(!strncmp(got, "%18\r\n$4\r\nauth\r\n%5\r\n", 19), "%s",
 		      got);
 	free(got);
 	/* INFO: a verbatim string. */
@@ -1258,6 +1262,237 @@ START_TEST(score_with_model)
 }
 END_TEST
 
+/* ---- RECOMMEND ------------------------------------------------------- */
+
+/* recommend_lin.onnx: score = x . w over these columns (make_models.py). */
+static const double rec_w[] = { 1, 0.01, 10, -5, 3, 100, 1000, 0.5 };
+
+static void version(st_state_t *st, const char *table, const char *key,
+		    int64_t ts, const char *json)
+{
+	static int64_t lsn;
+	st_apply_result_t res;
+	st_cdc_msg_t m = { .kind = ST_CDC_CHANGE, .op = json ? 'u' : 'd' };
+
+	snprintf(m.table, sizeof(m.table), "%s", table);
+	m.key = strdup(key);
+	m.key_len = strlen(key);
+	m.ts_ms = ts;
+	m.lsn = ++lsn;
+	if (json)
+		ck_assert_int_eq(st_test_row(json, &m.row, &m.row_len), 0);
+	ck_assert_int_eq(st_temporal_apply(st, &m, &res, errstr,
+					   sizeof(errstr)), 0);
+	ck_assert_int_eq(res, ST_APPLY_STORED);
+	st_cdc_msg_clear(&m);
+}
+
+/*
+ * A catalogue: items with their merchants, users, and the vectors of
+ * users 8 (spend 5) and 9 (none). Scores for user 8 (risk tier 3,
+ * silver: 305 + spend 5... see below), by item:
+ *   10: price 1500, book, merchant 2 (0.1, grocery), flag 0  -> 329.5
+ *    1: price 10, book, merchant 1 (0.5, travel), flag 1     -> 316.1
+ *    6: newest price 2, book, merchant 1, flag 1             -> 316.02
+ *    2, 7: price 200, phone, merchant 2, flag 0              -> 306.5
+ *    3: merchant 99 does not exist                           -> NaN
+ *    5: price "abc"                                          -> NaN
+ *    4: deleted                                              -> absent
+ */
+static void put_catalogue(void)
+{
+	static const char *const n8[] = { "_event_time", "spend" };
+	static const char *const v8[] = { "1700000000002", "5" };
+	st_state_t *st = open_writable();
+
+	version(st, "merchants", "1", 1000,
+		"{\"category\":\"travel\",\"risk_score\":0.5}");
+	version(st, "merchants", "2", 1000,
+		"{\"category\":\"grocery\",\"risk_score\":0.1}");
+	version(st, "items", "1", 1000, "{\"merchant_id\":1,\"price\":\"10.00\","
+		"\"category\":\"book\",\"flag\":true}");
+	version(st, "items", "2", 1000, "{\"merchant_id\":2,\"price\":\"200.00\","
+		"\"category\":\"phone\",\"flag\":false}");
+	version(st, "items", "7", 1000, "{\"merchant_id\":2,\"price\":\"200\","
+		"\"category\":\"phone\",\"flag\":false}");
+	version(st, "items", "3", 1000, "{\"merchant_id\":99,\"price\":\"1\","
+		"\"category\":\"book\",\"flag\":true}");
+	version(st, "items", "5", 1000, "{\"merchant_id\":1,\"price\":\"abc\","
+		"\"category\":\"book\",\"flag\":true}");
+	version(st, "items", "10", 1000, "{\"merchant_id\":\"2\",\"price\":1500,"
+		"\"category\":\"book\",\"flag\":false}");
+	version(st, "items", "6", 1000, "{\"merchant_id\":1,\"price\":\"1\","
+		"\"category\":\"phone\",\"flag\":true}");
+	version(st, "items", "6", 2000, "{\"merchant_id\":1,\"price\":\"2\","
+		"\"category\":\"book\",\"flag\":true}");
+	version(st, "items", "4", 1000, "{\"merchant_id\":1,\"price\":\"1\","
+		"\"category\":\"book\",\"flag\":true}");
+	version(st, "items", "4", 3000, NULL);
+	version(st, "users", "8", 1000,
+		"{\"risk_tier\":3,\"segment\":\"silver\"}");
+	version(st, "users", "9", 1000,
+		"{\"risk_tier\":1,\"segment\":\"gold\"}");
+	put_record(st, "8", 1, 2, n8, v8);
+	ck_assert_int_eq(st_state_commit(st, errstr, sizeof(errstr)), 0);
+	st_state_close(st);
+}
+
+/* Item i's expected score for user 8, from the model's weights. */
+static double score8(double price, int book, double risk, int travel,
+		     int flag)
+{
+	const double x[] = { 5, price, book, risk, travel, 3, 0, flag };
+	double sum = 0;
+
+	for (int i = 0; i < 8; i++)
+		sum += x[i] * rec_w[i];
+	return sum;
+}
+
+static void expect_ranking(redisContext *c, const char *command,
+			   size_t n, const char *const *items,
+			   const double *scores)
+{
+	redisReply *r = cmd(c, command);
+
+	ck_assert_msg(r->type == REDIS_REPLY_ARRAY, "%s: type %d %s", command,
+		      r->type, r->str ? r->str : "");
+	ck_assert_uint_eq(r->elements, 2 * n);
+	for (size_t i = 0; i < n; i++) {
+		const char *item = r->element[2 * i]->str;
+		const char *score = r->element[2 * i + 1]->str;
+
+		ck_assert_msg(!strcmp(item, items[i]), "%s: rank %zu is %s, "
+			      "want %s", command, i, item, items[i]);
+		if (isnan(scores[i]))
+			ck_assert_str_eq(score, "nan");
+		else
+			ck_assert_msg(fabs(strtod(score, NULL) - scores[i]) <
+				      1e-3, "%s: item %s scored %s, want %g",
+				      command, item, score, scores[i]);
+	}
+	freeReplyObject(r);
+}
+
+START_TEST(recommend_ranks_the_catalogue)
+{
+	st_recommend_conf_t rc = {
+		.model = data_path("recommend_lin.onnx"), .table = "items",
+		.user_table = "users", .joins = "merchants:merchant_id",
+		.candidates_max = 100,
+	};
+	const char *const all[] = { "10", "1", "6", "2", "7", "3", "5" };
+	const char *const cold[] = { "1", "2", "3", "5", "6", "7", "10" };
+	const double want[] = {
+		score8(1500, 1, 0.1, 0, 0), score8(10, 1, 0.5, 1, 1),
+		score8(2, 1, 0.5, 1, 1), score8(200, 0, 0.1, 0, 0),
+		score8(200, 0, 0.1, 0, 0), NAN, NAN,
+	};
+	const double nans[] = { NAN, NAN, NAN, NAN, NAN, NAN, NAN };
+	redisContext *c;
+	redisReply *r;
+	int fd;
+
+	ck_assert(want[0] > want[1] && want[1] > want[2] &&
+		  want[2] > want[3]);
+	put_catalogue();
+	rec_conf = &rc;
+	start(NULL, 10, 64 << 20);
+	rec_conf = NULL;
+	c = connect_hiredis();
+	expect_ranking(c, "RECOMMEND " PREFIX ":8", 7, all, want);
+	expect_ranking(c, "recommend " PREFIX ":8 count 3", 3, all, want);
+	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 1000", 7, all, want);
+	/* A row but no vector: ranked, spend NaN, so every score is NaN and
+	 * the items come in the store's key order. */
+	expect_ranking(c, "RECOMMEND " PREFIX ":9", 7, cold, nans);
+	/* Neither: nothing to rank for; a key outside the prefix likewise. */
+	expect_ranking(c, "RECOMMEND " PREFIX ":77", 0, NULL, NULL);
+	expect_ranking(c, "RECOMMEND other:8", 0, NULL, NULL);
+	expect_error(c, "ERR value is out of range, must be positive",
+		     "RECOMMEND %s COUNT 0", PREFIX ":8");
+	expect_error(c, "ERR value is not an integer or out of range",
+		     "RECOMMEND %s COUNT x", PREFIX ":8");
+	expect_error(c, "ERR syntax error", "RECOMMEND %s LIMIT 3",
+		     PREFIX ":8");
+	expect_error(c, "ERR syntax error", "RECOMMEND %s COUNT", PREFIX ":8");
+	expect_error(c, "ERR corrupt vector record for key '" PREFIX ":bad'",
+		     "RECOMMEND %s", PREFIX ":bad");
+	r = cmd(c, "COMMAND INFO recommend");
+	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+	ck_assert_int_eq(r->element[0]->type, REDIS_REPLY_ARRAY);
+	ck_assert_int_eq(r->element[0]->element[1]->integer, -2);
+	freeReplyObject(r);
+	redisFree(c);
+	/* RESP3: [item, double] pairs, as ZRANGE WITHSCORES answers. */
+	fd = connect_resp3(2);
+	SEND_LIT(fd, "RECOMMEND " PREFIX ":8 COUNT 2\r\n");
+	expect_raw(fd, "*2\r\n*2\r\n$2\r\n10\r\n,329.5\r\n"
+		   "*2\r\n$1\r\n1\r\n,316.100006\r\n");
+	close(fd);
+}
+END_TEST
+
+START_TEST(recommend_limits_and_configuration)
+{
+	st_recommend_conf_t rc = {
+		.model = data_path("recommend_lin.onnx"), .table = "items",
+		.user_table = "users", .joins = "merchants:merchant_id",
+		.candidates_max = 6,
+	};
+	st_server_conf_t conf = {
+		.listen = "127.0.0.1:0", .state_dir = dir, .prefix = PREFIX,
+		.max_clients = 10, .max_output = 1 << 20, .recommend = &rc,
+	};
+	st_server_t *s = NULL;
+	redisContext *c;
+
+	put_catalogue();
+	/* 7 items, 6 allowed: an error, not a slow answer. */
+	rec_conf = &rc;
+	start(NULL, 10, 64 << 20);
+	rec_conf = NULL;
+	c = connect_hiredis();
+	expect_error(c, "ERR RECOMMEND: items has more than 6 rows "
+		     "(recommend.candidates.max)", "RECOMMEND %s", PREFIX ":8");
+	redisFree(c);
+	rc.candidates_max = 100;
+	rc.joins = "merchants";
+	ck_assert_int_eq(st_server_new(&s, &conf, errstr, sizeof(errstr)),
+			 ST_EINVAL);
+	ck_assert_str_eq(errstr, "recommend.joins: 'merchants' is not "
+			 "TABLE:COLUMN");
+	rc.joins = "users:user_id";
+	ck_assert_int_eq(st_server_new(&s, &conf, errstr, sizeof(errstr)),
+			 ST_EINVAL);
+	ck_assert_str_eq(errstr, "recommend.joins: users is also "
+			 "recommend.user.table");
+	rc.joins = "";
+	rc.model = data_path("score_n.onnx");   /* no feature names */
+	ck_assert_int_eq(st_server_new(&s, &conf, errstr, sizeof(errstr)),
+			 ST_EMODEL);
+	ck_assert_ptr_nonnull(strstr(errstr, "recommend.model"));
+	ck_assert_ptr_nonnull(strstr(errstr, "strata.features"));
+	rc.model = data_path("no_such_model.onnx");
+	ck_assert_int_eq(st_server_new(&s, &conf, errstr, sizeof(errstr)),
+			 ST_EMODEL);
+	ck_assert_ptr_nonnull(strstr(errstr, "recommend.model"));
+	ck_assert_ptr_null(s);
+}
+END_TEST
+
+START_TEST(recommend_without_model)
+{
+	redisContext *c;
+
+	start_default();
+	c = connect_hiredis();
+	expect_error(c, "ERR RECOMMEND needs a model: recommend.model is not "
+		     "set", "RECOMMEND %s", PREFIX ":8");
+	redisFree(c);
+}
+END_TEST
+
 START_TEST(score_without_model)
 {
 	redisContext *c;
@@ -1410,6 +1645,9 @@ int main(void)
 	tcase_add_test(tc, follows_map_growth);
 	tcase_add_test(tc, score_with_model);
 	tcase_add_test(tc, score_without_model);
+	tcase_add_test(tc, recommend_ranks_the_catalogue);
+	tcase_add_test(tc, recommend_limits_and_configuration);
+	tcase_add_test(tc, recommend_without_model);
 	tcase_add_test(tc, bad_configuration);
 	tcase_add_test(tc, metrics);
 	tcase_add_test(tc, redis_cli);

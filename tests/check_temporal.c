@@ -175,6 +175,64 @@ static int count_cb(const st_version_t *v, void *opaque)
 	return 0;
 }
 
+static int scan_collect(const char *key, size_t key_len, const uint8_t *row,
+			size_t row_len, void *opaque)
+{
+	json_t *j = st_row_to_json(row, row_len);
+	char *js = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+	char *out = opaque;
+
+	snprintf(out + strlen(out), 512 - strlen(out), "%.*s=%s;",
+		 (int)key_len, key, js);
+	free(js);
+	json_decref(j);
+	return strlen(out) > 60 ? 7 : 0;   /* 7: stop */
+}
+
+START_TEST(scan_examples)
+{
+	st_temporal_reader_t *r = st_temporal_reader_new(st);
+	char out[512] = "";
+	MDB_txn *txn;
+
+	/* Neighbouring tables are not part of the scan. */
+	apply("user", "1", 'c', 1000, 1, "{\"t\":\"user\"}");
+	apply("usersx", "1", 'c', 1000, 2, "{\"t\":\"usersx\"}");
+	apply("users", "2", 'c', 1000, 3, "{\"a\":2}");
+	apply("users", "10", 'c', 1000, 4, "{\"a\":10,\"bio\":\"long\"}");
+	apply("users", "10", 'u', 2000, 5,
+	      "{\"a\":11,\"bio\":\"" ST_DEBEZIUM_UNAVAILABLE "\"}");
+	apply("users", "3", 'c', 1500, 6, "{\"a\":3}");
+	apply("users", "3", 'd', 2500, 7, NULL);
+	ck_assert_int_eq(st_state_read_begin(st, &txn, errstr, sizeof(errstr)),
+			 0);
+	ck_assert_int_eq(st_temporal_reader_bind(r, txn), 0);
+	ck_assert_int_eq(st_temporal_scan(r, 0, "users", 999, scan_collect,
+					  out), 0);
+	ck_assert_str_eq(out, "");
+	ck_assert_int_eq(st_temporal_scan(r, 0, "users", 1500, scan_collect,
+					  out), 0);
+	ck_assert_str_eq(out, "2={\"a\":2};3={\"a\":3};"
+			 "10={\"a\":10,\"bio\":\"long\"};");
+	out[0] = '\0';
+	/* The unchanged TOAST column resolved; the deleted key skipped. */
+	ck_assert_int_eq(st_temporal_scan(r, 0, "users", 3000, scan_collect,
+					  out), 0);
+	ck_assert_str_eq(out, "2={\"a\":2};10={\"a\":11,\"bio\":\"long\"};");
+	/* fn's non-zero answer ends the scan and is returned. */
+	strcpy(out, "0123456789012345678901234567890123456789012345678901234567890:");
+	ck_assert_int_eq(st_temporal_scan(r, 0, "users", 1500, scan_collect,
+					  out), 7);
+	ck_assert(strstr(out, ":2=") && !strstr(out, "3="));
+	ck_assert_int_eq(st_temporal_scan(r, 0, "", 1500, scan_collect, out),
+			 ST_EINVAL);
+	ck_assert_int_eq(st_temporal_scan(r, 8, "users", 1500, scan_collect,
+					  out), ST_EINVAL);
+	st_state_read_end(st);
+	st_temporal_reader_free(r);
+}
+END_TEST
+
 START_TEST(history_and_compaction)
 {
 	int64_t state[2] = {ST_TEMPORAL_OPEN_END, 0};
@@ -514,8 +572,85 @@ static void check_reader(const char *k, int64_t t, int want_err,
 	st_temporal_reader_free(r);
 }
 
+typedef struct {
+	int nkeys;
+	char keys[NKEYS][16];
+	char *rows[NKEYS];
+} scan_t;
+
+static int scan_cb(const char *key, size_t key_len, const uint8_t *row,
+		   size_t row_len, void *opaque)
+{
+	scan_t *sc = opaque;
+	json_t *j = st_row_to_json(row, row_len);
+
+	ck_assert_ptr_nonnull(j);
+	ck_assert_int_lt(sc->nkeys, NKEYS);
+	ck_assert_uint_lt(key_len, sizeof(sc->keys[0]));
+	memcpy(sc->keys[sc->nkeys], key, key_len);
+	sc->keys[sc->nkeys][key_len] = '\0';
+	sc->rows[sc->nkeys++] = json_dumps(j, JSON_SORT_KEYS | JSON_COMPACT);
+	json_decref(j);
+	return 0;
+}
+
+/* A scan of the table at t yields exactly the keys with a row valid at t,
+ * each with the row an as-of lookup gives. */
+static void check_scan(uint64_t seed, int64_t t)
+{
+	st_temporal_reader_t *r = st_temporal_reader_new(st);
+	scan_t sc = {0};
+	MDB_txn *txn;
+	int found = 0;
+
+	ck_assert_int_eq(st_state_read_begin(st, &txn, errstr, sizeof(errstr)),
+			 0);
+	ck_assert_int_eq(st_temporal_reader_bind(r, txn), 0);
+	ck_assert_int_eq(st_temporal_scan(r, 2, "users", t, scan_cb, &sc), 0);
+	st_state_read_end(st);
+	st_temporal_reader_free(r);
+	for (int key = 0; key < NKEYS; key++) {
+		int want = model_find(key, t), at = -1;
+		char k[16];
+
+		snprintf(k, sizeof(k), "k%d", key);
+		for (int i = 0; i < sc.nkeys; i++)
+			if (!strcmp(sc.keys[i], k))
+				at = i;
+		if (want < 0 || model[want].deleted) {
+			ck_assert_msg(at < 0, "seed %llu t %lld: scan gave "
+				      "%s, which has no row then",
+				      (unsigned long long)seed, (long long)t,
+				      k);
+			continue;
+		}
+		ck_assert_msg(at >= 0, "seed %llu t %lld: scan missed %s",
+			      (unsigned long long)seed, (long long)t, k);
+		char *exp = model_row(want);
+
+		ck_assert_msg(!strcmp(sc.rows[at], exp), "seed %llu t %lld "
+			      "key %s: scan gave %s want %s",
+			      (unsigned long long)seed, (long long)t, k,
+			      sc.rows[at], exp);
+		free(exp);
+		found++;
+	}
+	ck_assert_int_eq(found, sc.nkeys);
+	/* In the store's order: shorter keys first, then bytewise. */
+	for (int i = 1; i < sc.nkeys; i++) {
+		size_t a = strlen(sc.keys[i - 1]), b = strlen(sc.keys[i]);
+
+		ck_assert(a < b || (a == b &&
+				    strcmp(sc.keys[i - 1], sc.keys[i]) < 0));
+	}
+	for (int i = 0; i < sc.nkeys; i++)
+		free(sc.rows[i]);
+}
+
 static void check_all_answers(uint64_t seed, int64_t tmax)
 {
+	for (int64_t t = -1; t <= tmax + 1; t += 3)
+		check_scan(seed, t);
 	for (int key = 0; key < NKEYS; key++) {
 		char k[16];
 
@@ -714,6 +849,7 @@ int main(void)
 	tcase_set_timeout(tc, 600);
 	tcase_add_test(tc, versions_and_deletes);
 	tcase_add_test(tc, toast_resolved_in_any_order);
+	tcase_add_test(tc, scan_examples);
 	tcase_add_test(tc, history_and_compaction);
 	tcase_add_test(tc, reader_across_write_transactions);
 	tcase_add_test(tc, offsets_commit_with_state);

@@ -24,6 +24,11 @@ package versions give byte-identical files. What it writes:
   bad_input_rank.onnx   input float [N] (rank 1)
   bad_output.onnx       output float [N,3] only
   bad_meta.onnx         score_n1 with strata.features naming 2 columns of 3
+  recommend_lin.onnx    features float [N,8] -> total float [N] = x . w,
+                        w = (1, 0.01, 10, -5, 3, 100, 1000, 0.5);
+                        strata.features names a vector field, item,
+                        merchant and user columns, one-hot ones included
+                        (tests/check_server.c, RECOMMEND)
   zipmap.onnx           a LogisticRegression exported with skl2onnx's
                         default ZipMap output (a sequence of maps)
 """
@@ -88,6 +93,28 @@ def linear_models() -> None:
         [helper.make_tensor_value_info("total", TensorProto.FLOAT, ["N"])],
         initializer=[w3, axes])
     save(helper.make_model(g, opset_imports=OPSET), "score_n.onnx")
+
+
+RECOMMEND_FEATURES = ("spend,items.price,items.category=book,merchants.risk_score,"
+                      "merchants.category=travel,users.risk_tier,users.segment=gold,"
+                      "items.flag")
+RECOMMEND_WEIGHTS = [1.0, 0.01, 10.0, -5.0, 3.0, 100.0, 1000.0, 0.5]
+
+
+def recommend_model() -> None:
+    x = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 8])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [8], RECOMMEND_WEIGHTS)
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    g = helper.make_graph(
+        [helper.make_node("Mul", ["features", "w"], ["xw"]),
+         helper.make_node("ReduceSum", ["xw", "axes"], ["total"],
+                          keepdims=0)],
+        "recommend_lin", [x],
+        [helper.make_tensor_value_info("total", TensorProto.FLOAT, ["N"])],
+        initializer=[w, axes])
+    m = helper.make_model(g, opset_imports=OPSET)
+    meta(m, RECOMMEND_FEATURES)
+    save(m, "recommend_lin.onnx")
 
 
 def bad_models() -> None:
@@ -205,6 +232,7 @@ def fraud_nan(model) -> None:
 def main() -> int:
     fraud_nan(fraud_model())
     linear_models()
+    recommend_model()
     bad_models()
     zipmap_model()
     return 0
