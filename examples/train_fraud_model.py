@@ -214,6 +214,47 @@ def missing_cases(X_ref: np.ndarray, features: list[str]) -> list[tuple[str, lis
     return cases
 
 
+def export_onnx(model, clf, name: str, features: list[str]) -> bytes:
+    """The fitted scikit-learn Pipeline `model` (its classifier `clf`) as
+    ONNX: one float input "features" [None, F], ZipMap off (outputs "label"
+    and "probabilities"), TARGET_OPSET, and the feature names in the
+    metadata strata reads (strata.features). The same model gives the same
+    bytes. Shared with examples/train_recommend_model.py."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    onx = convert_sklearn(
+        model,
+        name=name,
+        initial_types=[("features", FloatTensorType([None, len(features)]))],
+        options={id(clf): {"zipmap": False}},
+        target_opset=TARGET_OPSET,
+    )
+    # skl2onnx emits opset_import in set order, which varies with PYTHONHASHSEED;
+    # sort it so the same arguments always give byte-identical model files.
+    opsets = sorted((o.domain, o.version) for o in onx.opset_import)
+    del onx.opset_import[:]
+    for domain, version in opsets:
+        op = onx.opset_import.add()
+        op.domain = domain
+        op.version = version
+    # Record the feature order in the model itself so a loader can check it.
+    meta = onx.metadata_props.add()
+    meta.key = "strata.features"
+    meta.value = ",".join(features)
+    return onx.SerializeToString()
+
+
+def ort_session(data: bytes):
+    """An onnxruntime session on one thread, as strata runs models."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--features", default=",".join(DEFAULT_FEATURES),
@@ -241,13 +282,11 @@ def run(args: argparse.Namespace) -> dict | None:
         return None
     n_feat = len(features)
 
+    import onnxruntime as ort
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
-    import onnxruntime as ort
 
     rng = np.random.default_rng(args.seed)
     X, y = make_dataset(features, args.samples + args.reference_rows, rng)
@@ -268,33 +307,11 @@ def run(args: argparse.Namespace) -> dict | None:
     # per-feature values); fit the steps after it on its output.
     model[1:].fit(imputer.transform(X_train), y_train)
 
-    onx = convert_sklearn(
-        model,
-        name="strata_fraud_model",
-        initial_types=[("features", FloatTensorType([None, n_feat]))],
-        options={id(clf): {"zipmap": False}},
-        target_opset=TARGET_OPSET,
-    )
-    # skl2onnx emits opset_import in set order, which varies with PYTHONHASHSEED;
-    # sort it so the same arguments always give byte-identical model files.
-    opsets = sorted((o.domain, o.version) for o in onx.opset_import)
-    del onx.opset_import[:]
-    for domain, version in opsets:
-        op = onx.opset_import.add()
-        op.domain = domain
-        op.version = version
-    # Record the feature order in the model itself so a loader can check it.
-    meta = onx.metadata_props.add()
-    meta.key = "strata.features"
-    meta.value = ",".join(features)
-    data = onx.SerializeToString()
+    data = export_onnx(model, clf, "strata_fraud_model", features)
     with open(args.out, "wb") as fh:
         fh.write(data)
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = 1
-    so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(data, sess_options=so, providers=["CPUExecutionProvider"])
+    sess = ort_session(data)
     out_names = [o.name for o in sess.get_outputs()]
 
     def p_fraud(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

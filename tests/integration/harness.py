@@ -68,15 +68,17 @@ def wait_until(what, fn, timeout=20.0, interval=0.1):
 
 
 @contextlib.contextmanager
-def serve(env, s):
+def serve(env, s, extra=None):
     """`strata serve` on instance s's configuration and state, on a free
-    port: yields the port; stopped on leaving, and must exit 0."""
+    port, with the settings of extra besides: yields the port; stopped on
+    leaving, and must exit 0."""
     log = os.path.join(s.dir, "serve.log")
+    args = [env.strata, "serve", "-c", s.conf,
+            "-X", "serve.listen=127.0.0.1:0", "-X", "serve.metrics.listen="]
+    for k, v in (extra or {}).items():
+        args += ["-X", f"{k}={v}"]
     with open(log, "wb") as lf:
-        proc = subprocess.Popen([env.strata, "serve", "-c", s.conf,
-                                 "-X", "serve.listen=127.0.0.1:0",
-                                 "-X", "serve.metrics.listen="],
-                                stdout=lf, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(args, stdout=lf, stderr=subprocess.STDOUT)
     try:
         def port():
             with open(log) as f:

@@ -7,6 +7,7 @@ import random
 import signal
 import struct
 import subprocess
+import sys
 import time
 import uuid
 
@@ -340,6 +341,124 @@ def test_serve_answers_as_redis(env):
     return f"{len(keys)} entities answered as Redis holds them"
 
 
+def _recommend_oracle(env, model, vector, uid):
+    """The ranking RECOMMEND should give, computed here from Postgres's
+    current rows, the vector as Redis holds it, and onnxruntime (Python):
+    [(item, score)], best first, equal scores in the store's key order."""
+    import numpy as np
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    names = sess.get_modelmeta().custom_metadata_map["strata.features"].split(",")
+
+    def table(sql, cols):
+        rows = {}
+        for line in psql(env, sql).splitlines():
+            vals = line.split("|")
+            rows[vals[0]] = dict(zip(cols, vals[1:]))
+        return rows
+    items = table("SELECT id, merchant_id, category, price, title FROM items",
+                  ["merchant_id", "category", "price", "title"])
+    merchants = table("SELECT id, category, risk_score, country, mcc FROM merchants",
+                      ["category", "risk_score", "country", "mcc"])
+    users = table(f"SELECT id, segment, risk_tier, country FROM users WHERE id = {uid}",
+                  ["segment", "risk_tier", "country"])
+    user = users.get(str(uid))
+
+    def number(text):
+        try:
+            return float(text)
+        except (TypeError, ValueError):
+            return float("nan")
+
+    def column(row, spec):
+        col, eq, text = spec.partition("=")
+        if row is None or col not in row:
+            return float("nan")
+        if eq:
+            return 1.0 if row[col] == text else 0.0
+        return number(row[col])
+    keys = sorted(items, key=lambda k: (len(k), k.encode()))
+    X = np.full((len(keys), len(names)), np.nan, dtype=np.float32)
+    for i, k in enumerate(keys):
+        item = items[k]
+        for j, name in enumerate(names):
+            tbl, dot, spec = name.partition(".")
+            if dot and tbl == "items":
+                X[i, j] = column(item, spec)
+            elif dot and tbl == "merchants":
+                X[i, j] = column(merchants.get(item["merchant_id"]), spec)
+            elif dot and tbl == "users":
+                X[i, j] = column(user, spec)
+            else:
+                X[i, j] = number(vector.get(name))
+    outs = sess.run(None, {sess.get_inputs()[0].name: X})
+    out = next(o for o, meta in zip(outs, sess.get_outputs())
+               if meta.name == "probabilities")
+    scores = out[:, 1]
+    order = sorted(range(len(keys)), key=lambda i: -float(scores[i]))
+    return [(keys[i], float(scores[i])) for i in order]
+
+
+def test_recommend_ranks_items_from_the_stack(env):
+    """strata serve's RECOMMEND, beside the running pipeline on its state,
+    with the example model (examples/train_recommend_model.py): the items,
+    their merchants and the user as Debezium delivered them, the vector
+    as Redis holds it, ranked as onnxruntime (Python) ranks the same rows
+    built from Postgres; a price change in Postgres reaches the ranking."""
+    s = _setup(env)["main"]
+    r = _setup(env)["redis"]
+    model = os.path.join(s.dir, "recommend.onnx")
+    subprocess.run([sys.executable, os.path.join(ROOT, "examples", "train_recommend_model.py"),
+                    "--out", model], check=True, capture_output=True)
+    key = sorted(r.scan_iter(f"{s.prefix}:*", count=1000))[0]
+    uid = int(key.rsplit(":", 1)[1])
+    with serve(env, s, {"recommend.model": model}) as p:
+        c = redis.Redis(port=p, decode_responses=True)
+        wait_until("serve to hold the vector Redis holds",
+                   lambda: c.hgetall(key) == r.hgetall(key), 20)
+
+        def agrees(n):
+            want = _recommend_oracle(env, model, r.hgetall(key), uid)[:n]
+            got = c.execute_command("RECOMMEND", key, "COUNT", n)
+            if got and isinstance(got[0], list):     # RESP3: [item, double]
+                pairs = [(k, float(v)) for k, v in got]
+            else:                                    # RESP2: item, score, ...
+                pairs = list(zip(got[0::2], (float(x) for x in got[1::2])))
+            ok = len(pairs) == len(want) and all(
+                g[0] == w[0] and abs(g[1] - w[1]) <= 1e-6 for g, w in zip(pairs, want))
+            return pairs if ok else None
+        top = wait_until("RECOMMEND's top 10 to be onnxruntime's", lambda: agrees(10), 30)
+        full = wait_until("RECOMMEND's whole ranking to be onnxruntime's",
+                          lambda: agrees(100000), 30)
+        # A price change in Postgres, to a price whose score (by the oracle)
+        # differs, must reach RECOMMEND through Debezium and strata run.
+        item, before = full[-1]
+        price = psql(env, f"SELECT price FROM items WHERE id = {item}")
+        try:
+            for new_price in (1, 5000, 50, 500):
+                psql(env, f"UPDATE items SET price = {new_price} WHERE id = {item}")
+                after = dict(_recommend_oracle(env, model, r.hgetall(key), uid))[item]
+                if abs(after - before) > 1e-6:
+                    break
+            assert abs(after - before) > 1e-6, f"no price moves item {item}'s score"
+
+            def changed():
+                got = agrees(100000)
+                return got if got and abs(dict(got)[item] - after) <= 1e-6 else None
+            moved = wait_until("RECOMMEND to follow the price change", changed, 30)
+        finally:
+            psql(env, f"UPDATE items SET price = {price} WHERE id = {item}")
+        assert c.execute_command("RECOMMEND", f"{s.prefix}:nobody") == []
+        c2 = redis.Redis(port=p, decode_responses=True, protocol=2)
+        flat = c2.execute_command("RECOMMEND", key, "COUNT", 3)
+        assert flat[0::2] == [k for k, _ in moved[:3]], (flat, moved[:3])
+    rank = [k for k, _ in moved].index(item) + 1
+    return (f"user {uid}: {len(full)} items ranked as onnxruntime ranks them ({top[0][0]} "
+            f"first, {top[0][1]:.4f}); item {item} at price {new_price}: score {before:.4f} -> "
+            f"{after:.4f}, rank {len(full)} -> {rank}")
+
+
 def test_deleted_input_topic_stops_strata(env):
     """The transactions topic deleted under a running instance: it stops
     with an error naming the topic, once the broker has said for 30 s that
@@ -407,6 +526,7 @@ TESTS = [
     test_stale_join_is_flagged,
     test_metrics_scrape,
     test_serve_answers_as_redis,
+    test_recommend_ranks_items_from_the_stack,
     test_deleted_input_topic_stops_strata,
     test_input_topic_created_later_is_waited_for,
 ]
