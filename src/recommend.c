@@ -51,9 +51,10 @@ struct st_recommender {
 	size_t nucols;
 	size_t max;
 	st_temporal_reader_t *reader;
-	/* The candidates of the snapshot (env, txn id) last seen. */
+	/* The candidates, as of the change counters of the catalogue and
+	 * the joined tables (catalogue first) in the state env. */
 	MDB_env *env;
-	size_t txn_id;
+	uint64_t changes[1 + JOINS_MAX];
 	int cached;
 	size_t ncand;
 	char *keys;              /* candidate keys, back to back */
@@ -308,16 +309,6 @@ out:
 	return err;
 }
 
-size_t st_recommender_candidates(const st_recommender_t *r)
-{
-	return r->ncand;
-}
-
-size_t st_recommender_nfeatures(const st_recommender_t *r)
-{
-	return r->nf;
-}
-
 void st_recommender_destroy(st_recommender_t *r)
 {
 	if (!r)
@@ -453,14 +444,25 @@ corrupt:
 				  key, st_strerror(err));
 }
 
-/* Makes the candidates those of txn's snapshot. */
+/* Makes the candidates those of txn's snapshot: rebuilt only when the
+ * catalogue or a joined table changed since they were built. */
 static int load_candidates(st_recommender_t *r, MDB_txn *txn)
 {
+	uint64_t changes[1 + JOINS_MAX];
 	MDB_env *env = mdb_txn_env(txn);
-	size_t id = mdb_txn_id(txn);
 	int err;
 
-	if (r->cached && r->env == env && r->txn_id == id)
+	err = st_temporal_changes(r->reader, r->table, &changes[0]);
+	for (int j = 0; !err && j < r->njoins; j++)
+		err = st_temporal_changes(r->reader, r->joins[j].table,
+					  &changes[1 + j]);
+	if (err)
+		return st_seterr(r->errstr, r->errstr_size, err,
+				 "RECOMMEND: cannot read the state: %s",
+				 st_strerror(err));
+	if (r->cached && r->env == env &&
+	    !memcmp(changes, r->changes,
+		    (size_t)(1 + r->njoins) * sizeof(changes[0])))
 		return 0;
 	r->cached = 0;
 	r->ncand = 0;
@@ -469,15 +471,17 @@ static int load_candidates(st_recommender_t *r, MDB_txn *txn)
 	r->err = 0;
 	err = st_temporal_scan(r->reader, SLOT_SCAN, r->table, INT64_MAX,
 			       add_candidate, r);
-	if (err && !r->err)
-		return st_seterr(r->errstr, r->errstr_size, err,
-				 "RECOMMEND: cannot read %s: %s", r->table,
-				 st_strerror(err));
-	if (err)
+	if (err) {
+		r->ncand = 0;
+		if (!r->err)
+			st_seterr(r->errstr, r->errstr_size, err,
+				  "RECOMMEND: cannot read %s: %s", r->table,
+				  st_strerror(err));
 		return err;
+	}
 	r->cached = 1;
 	r->env = env;
-	r->txn_id = id;
+	memcpy(r->changes, changes, sizeof(changes));
 	return 0;
 }
 
@@ -493,6 +497,50 @@ static int by_score(const void *a, const void *b)
 	if (!xn && x->score != y->score)
 		return x->score > y->score ? -1 : 1;
 	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* Sifts h[i] down the heap h[0..n) whose root ranks last. */
+static void sift_down(ranked_t *h, size_t n, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, worst = i;
+		ranked_t t;
+
+		if (l < n && by_score(&h[l], &h[worst]) > 0)
+			worst = l;
+		if (l + 1 < n && by_score(&h[l + 1], &h[worst]) > 0)
+			worst = l + 1;
+		if (worst == i)
+			return;
+		t = h[i];
+		h[i] = h[worst];
+		h[worst] = t;
+		i = worst;
+	}
+}
+
+/* Puts the best count of the n scores in ranked[0..count), best first:
+ * a heap of the best so far (the worst of them on top) over the scores,
+ * O(n log count), then a sort of those. */
+static void select_best(st_recommender_t *r, size_t n, size_t count)
+{
+	ranked_t *h = r->ranked, x;
+
+	for (size_t c = 0; c < count; c++) {
+		h[c].score = r->scores[c];
+		h[c].idx = (uint32_t)c;
+	}
+	for (size_t i = count / 2; i-- > 0;)
+		sift_down(h, count, i);
+	for (size_t c = count; c < n; c++) {
+		x.score = r->scores[c];
+		x.idx = (uint32_t)c;
+		if (by_score(&x, &h[0]) < 0) {
+			h[0] = x;
+			sift_down(h, count, 0);
+		}
+	}
+	qsort(h, count, sizeof(*h), by_score);
 }
 
 static int grow_rows(st_recommender_t *r, size_t n, size_t count)
@@ -542,8 +590,6 @@ int st_recommend(st_recommender_t *r, MDB_txn *txn, const char *user,
 	if ((err = st_temporal_reader_bind(r->reader, txn)))
 		return st_seterr(errstr, errstr_size, err, "RECOMMEND: cannot "
 				 "read the state: %s", st_strerror(err));
-	if ((err = load_candidates(r, txn)))
-		return err;
 	/* The user's columns: the vector's fields, then the user's row. */
 	for (size_t i = 0; i < r->nf; i++)
 		r->urow[i] = NAN;
@@ -565,6 +611,10 @@ int st_recommend(st_recommender_t *r, MDB_txn *txn, const char *user,
 				 "read %s %.*s: %s", r->user_table,
 				 (int)(user_len > 64 ? 64 : user_len), user,
 				 st_strerror(err));
+	if (!*found && !nfields)
+		return 0;          /* no such user: nothing to rank for */
+	if ((err = load_candidates(r, txn)))
+		return err;
 	n = r->ncand;
 	if (!n || !count)
 		return 0;
@@ -583,11 +633,7 @@ int st_recommend(st_recommender_t *r, MDB_txn *txn, const char *user,
 	if ((err = st_scorer_score(r->scorer, r->rows, n, r->scores, errstr,
 				   errstr_size)))
 		return err;
-	for (size_t c = 0; c < n; c++) {
-		r->ranked[c].score = r->scores[c];
-		r->ranked[c].idx = (uint32_t)c;
-	}
-	qsort(r->ranked, n, sizeof(*r->ranked), by_score);
+	select_best(r, n, count);
 	for (size_t k = 0; k < count; k++) {
 		size_t c = r->ranked[k].idx;
 

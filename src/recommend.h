@@ -33,11 +33,13 @@
  *
  * Rows are the tables' newest versions (the current catalogue, as the
  * online store holds the newest vector), read in the caller's LMDB read
- * transaction. The candidates' columns (ITEMS and JOIN) are computed once
- * per LMDB snapshot and kept until the snapshot changes; a request then
- * copies them and fills in the user's columns, scores every candidate
- * and sorts: O(N log N) in the catalogue's size N, bounded by
- * recommend.candidates.max.
+ * transaction. The candidates' columns (ITEMS and JOIN) are computed when
+ * first asked for and kept until the catalogue or a joined table changes
+ * (st_temporal_changes(): the windows and offsets `strata run` commits
+ * every second do not count); a request then copies them, fills in the
+ * user's columns, scores every candidate and keeps the best COUNT:
+ * O(N log COUNT) in the catalogue's size N, which
+ * recommend.candidates.max bounds.
  *
  * Ranking: highest score first; equal scores in the store's key order
  * (shorter keys first, then bytewise); NaN scores last.
@@ -96,20 +98,15 @@ int st_recommender_new(st_recommender_t **rp, st_state_t *st,
  * borrowed for the call; 0 fields for an entity with no vector). At most
  * `count` items are returned in *out (an array borrowed until the next
  * call), *nout of them: fewer when the catalogue is smaller. *found says
- * whether the user has a row in recommend.user.table. Returns 0 or an
- * error (above) with errstr.
+ * whether the user has a row in recommend.user.table; with neither that
+ * row nor a vector (nfields 0) nothing is ranked (*nout 0). Returns 0 or
+ * an error (above) with errstr.
  */
 int st_recommend(st_recommender_t *r, MDB_txn *txn, const char *user,
 		 size_t user_len, size_t nfields, const char *const *names,
 		 const char *const *values, size_t count,
 		 const st_recommendation_t **out, size_t *nout, int *found,
 		 char *errstr, size_t errstr_size);
-
-/* Candidates in the catalogue at the last st_recommend() (for INFO). */
-size_t st_recommender_candidates(const st_recommender_t *r);
-
-/* F, the model's feature count. */
-size_t st_recommender_nfeatures(const st_recommender_t *r);
 
 /* Releases the model and every buffer. NULL is allowed. */
 void st_recommender_destroy(st_recommender_t *r);

@@ -637,8 +637,6 @@ static void cmd_recommend(st_server_t *s, client_t *c,
 		reply_error(s, c, "ERR %s", errstr);
 		return;
 	}
-	if (!rc && !found)
-		nrec = 0;          /* no such user: nothing to rank for */
 	if (st_resp_out_proto(&c->out) == 3) {
 		st_resp_out_array(&c->out, nrec);
 		for (size_t i = 0; i < nrec; i++) {

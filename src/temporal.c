@@ -2,6 +2,7 @@
  * history and retention. */
 #include "temporal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,52 @@ static int decode_entry(const MDB_val *k, const MDB_val *d, st_version_t *v)
 	return 0;
 }
 
+#define CHANGES_KEY "temporal.changes:"
+
+/* The meta key of table's change counter in buf; its length, 0 if the
+ * table name does not fit. */
+static size_t changes_key(char *buf, size_t size, const char *table)
+{
+	int n = snprintf(buf, size, CHANGES_KEY "%s", table);
+
+	return n > 0 && (size_t)n < size ? (size_t)n : 0;
+}
+
+static uint64_t get_le64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* Adds one to table's change counter in the write transaction. */
+static int count_change(st_state_t *st, MDB_txn *txn, const char *table,
+			char *errstr, size_t errstr_size)
+{
+	char key[sizeof(CHANGES_KEY) + 256];
+	uint8_t buf[8];
+	uint64_t n = 0;
+	MDB_val k, v;
+	int rc;
+
+	k.mv_data = key;
+	k.mv_size = changes_key(key, sizeof(key), table);
+	rc = mdb_get(txn, st_state_dbi_meta(st), &k, &v);
+	if (!rc && v.mv_size == 8)
+		n = get_le64(v.mv_data);
+	else if (rc && rc != MDB_NOTFOUND)
+		return st_state_mdb_err(rc, "temporal", errstr, errstr_size);
+	n++;
+	for (int i = 0; i < 8; i++)
+		buf[i] = (uint8_t)(n >> (8 * i));
+	v.mv_data = buf;
+	v.mv_size = 8;
+	rc = mdb_put(txn, st_state_dbi_meta(st), &k, &v, 0);
+	return st_state_mdb_err(rc, "temporal", errstr, errstr_size);
+}
+
 int st_temporal_apply(st_state_t *st, const st_cdc_msg_t *msg,
 		      st_apply_result_t *result, char *errstr,
 		      size_t errstr_size)
@@ -120,6 +167,8 @@ int st_temporal_apply(st_state_t *st, const st_cdc_msg_t *msg,
 		return 0;
 	}
 	err = st_state_mdb_err(rc, "temporal", errstr, errstr_size);
+	if (!err)
+		err = count_change(st, txn, msg->table, errstr, errstr_size);
 	if (!err)
 		*result = ST_APPLY_STORED;
 	return err;
@@ -679,4 +728,29 @@ int st_temporal_scan(st_temporal_reader_t *r, int slot, const char *table,
 		err = st_state_mdb_err(rc, "scan", NULL, 0);
 	mdb_cursor_close(c);
 	return err;
+}
+
+int st_temporal_changes(st_temporal_reader_t *r, const char *table,
+			uint64_t *count)
+{
+	char key[sizeof(CHANGES_KEY) + 256];
+	MDB_val k, v;
+	int rc;
+
+	*count = 0;
+	if (!table || !*table || strlen(table) > 255)
+		return ST_EINVAL;
+	if (!r->cursor)
+		return ST_ESTATE;
+	k.mv_data = key;
+	k.mv_size = changes_key(key, sizeof(key), table);
+	rc = mdb_get(mdb_cursor_txn(r->cursor), st_state_dbi_meta(r->st), &k,
+		     &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return st_state_mdb_err(rc, "changes", NULL, 0);
+	if (v.mv_size == 8)
+		*count = get_le64(v.mv_data);
+	return 0;
 }

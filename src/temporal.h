@@ -127,6 +127,19 @@ int st_temporal_lookup(st_temporal_reader_t *r, int slot, const char *table,
 		       const uint8_t **row, size_t *row_len);
 
 /*
+ * How many versions of `table` have ever been stored (st_temporal_apply()
+ * returning ST_APPLY_STORED), in the transaction the reader is bound to:
+ * a change counter, kept in the state's meta database beside the
+ * versions and committed with them. Equal counts in two snapshots mean
+ * the table's versions did not change between them (retention removes
+ * versions without counting: the rows valid at any time since its
+ * horizon stay the same). Returns 0 with *count (0 for a table never
+ * changed), ST_EINVAL or ST_ESTATE.
+ */
+int st_temporal_changes(st_temporal_reader_t *r, const char *table,
+			uint64_t *count);
+
+/*
  * Calls fn for every key of `table` with a row valid at t (ms), in key
  * order (the LMDB order: shorter keys first, then bytewise), with the
  * key and its row, unchanged-TOAST columns resolved; keys deleted or not

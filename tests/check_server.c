@@ -1406,6 +1406,8 @@ START_TEST(recommend_ranks_the_catalogue)
 	/* A row but no vector: ranked, spend NaN, so every score is NaN and
 	 * the items come in the store's key order. */
 	expect_ranking(c, "RECOMMEND " PREFIX ":9", 7, cold, nans);
+	expect_ranking(c, "RECOMMEND " PREFIX ":9 COUNT 2", 2, cold, nans);
+	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 5", 5, all, want);
 	/* Neither: nothing to rank for; a key outside the prefix likewise. */
 	expect_ranking(c, "RECOMMEND " PREFIX ":77", 0, NULL, NULL);
 	expect_ranking(c, "RECOMMEND other:8", 0, NULL, NULL);
@@ -1430,6 +1432,85 @@ START_TEST(recommend_ranks_the_catalogue)
 	expect_raw(fd, "*2\r\n*2\r\n$2\r\n10\r\n,329.5\r\n"
 		   "*2\r\n$1\r\n1\r\n,316.100006\r\n");
 	close(fd);
+}
+END_TEST
+
+/* Runs fn on the state in another process (as `strata run` writes it),
+ * in one committed write transaction. */
+static void write_elsewhere(void (*fn)(st_state_t *st))
+{
+	int status;
+	pid_t pid = fork();
+
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		st_state_t *st = NULL;
+		int err = st_state_open(&st, dir, 64 << 20, ST_STATE_NOSYNC,
+					errstr, sizeof(errstr)) ||
+			  st_state_begin(st, errstr, sizeof(errstr));
+
+		if (!err)
+			fn(st);
+		err = err || st_state_commit(st, errstr, sizeof(errstr));
+		st_state_close(st);
+		_exit(err ? 1 : 0);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_int_eq(status, 0);
+}
+
+static void spend_6(st_state_t *st)
+{
+	static const char *const n8[] = { "_event_time", "spend" };
+	static const char *const v8[] = { "1700000000003", "6" };
+
+	put_record(st, "8", 1, 2, n8, v8);
+}
+
+static void item_2_dearer(st_state_t *st)
+{
+	version(st, "items", "2", 4000, "{\"merchant_id\":2,\"price\":"
+		"\"100000\",\"category\":\"phone\",\"flag\":false}");
+}
+
+static void merchant_2_riskier(st_state_t *st)
+{
+	version(st, "merchants", "2", 5000,
+		"{\"category\":\"grocery\",\"risk_score\":300}");
+}
+
+/* The user's vector is read on every request; the items' columns are
+ * built again when the catalogue or a joined table changes. */
+START_TEST(recommend_follows_changes)
+{
+	st_recommend_conf_t rc = {
+		.model = data_path("recommend_lin.onnx"), .table = "items",
+		.user_table = "users", .joins = "merchants:merchant_id",
+		.candidates_max = 100,
+	};
+	const char *const first[] = { "10" }, *const dear[] = { "2" };
+	const char *const risky[] = { "1", "6" };
+	double want[2] = { score8(1500, 1, 0.1, 0, 0) };
+	redisContext *c;
+
+	put_catalogue();
+	rec_conf = &rc;
+	start(NULL, 10, 64 << 20);
+	rec_conf = NULL;
+	c = connect_hiredis();
+	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 1", 1, first, want);
+	write_elsewhere(spend_6);
+	want[0] += 1;
+	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 1", 1, first, want);
+	write_elsewhere(item_2_dearer);
+	want[0] = score8(100000, 0, 0.1, 0, 0) + 1;
+	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 1", 1, dear, want);
+	/* Merchant 2's items (2, 7, 10) fall below merchant 1's. */
+	write_elsewhere(merchant_2_riskier);
+	want[0] = score8(10, 1, 0.5, 1, 1) + 1;
+	want[1] = score8(2, 1, 0.5, 1, 1) + 1;
+	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 2", 2, risky, want);
+	redisFree(c);
 }
 END_TEST
 
@@ -1646,6 +1727,7 @@ int main(void)
 	tcase_add_test(tc, score_with_model);
 	tcase_add_test(tc, score_without_model);
 	tcase_add_test(tc, recommend_ranks_the_catalogue);
+	tcase_add_test(tc, recommend_follows_changes);
 	tcase_add_test(tc, recommend_limits_and_configuration);
 	tcase_add_test(tc, recommend_without_model);
 	tcase_add_test(tc, bad_configuration);

@@ -194,6 +194,7 @@ START_TEST(scan_examples)
 	st_temporal_reader_t *r = st_temporal_reader_new(st);
 	char out[512] = "";
 	MDB_txn *txn;
+	uint64_t n;
 
 	/* Neighbouring tables are not part of the scan. */
 	apply("user", "1", 'c', 1000, 1, "{\"t\":\"user\"}");
@@ -226,6 +227,20 @@ START_TEST(scan_examples)
 	ck_assert(strstr(out, ":2=") && !strstr(out, "3="));
 	ck_assert_int_eq(st_temporal_scan(r, 0, "", 1500, scan_collect, out),
 			 ST_EINVAL);
+	/* Change counters: versions stored per table, redeliveries not. */
+	st_state_read_end(st);
+	ck_assert_int_eq(apply("users", "3", 'd', 2500, 7, NULL),
+			 ST_APPLY_DUPLICATE);
+	ck_assert_int_eq(st_state_read_begin(st, &txn, errstr, sizeof(errstr)),
+			 0);
+	ck_assert_int_eq(st_temporal_reader_bind(r, txn), 0);
+	ck_assert_int_eq(st_temporal_changes(r, "users", &n), 0);
+	ck_assert_uint_eq(n, 5);
+	ck_assert_int_eq(st_temporal_changes(r, "user", &n), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert_int_eq(st_temporal_changes(r, "merchants", &n), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_int_eq(st_temporal_changes(r, "", &n), ST_EINVAL);
 	ck_assert_int_eq(st_temporal_scan(r, 8, "users", 1500, scan_collect,
 					  out), ST_EINVAL);
 	st_state_read_end(st);
