@@ -137,6 +137,27 @@ def bench_scorer():
             "cmd": f"bench_scorer -m MODEL -n {n} -b 1,8,16,32,64,128,256"}
 
 
+def bench_recommend():
+    """RECOMMEND beside a bare scoring of the same rows, with the example
+    recommendation model (trained into the stack's models when missing)."""
+    model = os.path.join(A.stack, "models", "recommend.onnx")
+    if not os.path.exists(model):
+        run([sys.executable, os.path.join(A.root, "examples", "train_recommend_model.py"),
+             "--out", model])
+    rounds = 3 if A.quick else 5
+    out = run([bin_("bench_recommend"), "-m", model, "-r", str(rounds)])
+    rows = []
+    for block in re.split(r"\n(?=K = )", out)[1:]:
+        k = int(re.match(r"K = (\d+)", block).group(1))
+        req = re.search(r"RECOMMEND \(depth 1\): ([0-9.]+) req/s, ([0-9.]+) us per request, "
+                        r"latency p50 ([0-9.]+) us p99 ([0-9.]+) us", block)
+        ratio = re.search(r"ratio RECOMMEND / bare scoring: ([0-9.]+) \(wall.*?, ([0-9.]+) \(server CPU", block)
+        rows.append({"items": k, "req_s": float(req.group(1)), "us": float(req.group(2)),
+                     "p50_us": float(req.group(3)), "p99_us": float(req.group(4)),
+                     "wall_ratio": float(ratio.group(1)), "cpu_ratio": float(ratio.group(2))})
+    return {"rows": rows, "raw": out, "cmd": f"bench_recommend -m MODEL -r {rounds}"}
+
+
 def bench_serve():
     n = 50000 if A.quick else 200000
     rounds = 3 if A.quick else 5
@@ -558,7 +579,7 @@ def versions():
     return v
 
 
-def report(asof, cdc, online, scorer, pipe, files, serve, flink):
+def report(asof, cdc, online, scorer, pipe, files, serve, flink, rec):
     now = datetime.datetime.now(datetime.timezone.utc)
     with open("/proc/cpuinfo") as f:
         cpu = re.search(r"model name\s*:\s*(.*)", f.read()).group(1)
@@ -617,6 +638,9 @@ def report(asof, cdc, online, scorer, pipe, files, serve, flink):
     if b64:
         w(f"| scoring ns/row at batch 64 | {spread(b64['strata'])} | ONNX Runtime alone {spread(b64['bare'])} | {med(b64['bare']) / med(b64['strata']):.2f} (target < 2,000 ns) |")
     w(f"| lookup over the Redis protocol (`strata serve`), HGETALL/s | {serve['strata']:,} | redis-server {serve['redis']:,} | {serve['ratio']:.2f} [{min(serve['ratios']):.2f} .. {max(serve['ratios']):.2f}] (target >= 0.80) |")
+    for r in rec["rows"]:
+        w(f"| `RECOMMEND` over {r['items']:,} items, requests/s | {r['req_s']:,.1f} | "
+          f"ONNX Runtime alone scoring the same rows | server CPU {r['cpu_ratio']:.2f}x the model's |")
     w("")
     w("## Temporal store (`bench/bench_asof.c`)")
     w("")
@@ -766,6 +790,21 @@ def report(asof, cdc, online, scorer, pipe, files, serve, flink):
     w(serve["raw"].strip())
     w("```")
     w("")
+    w("## Recommendations: `RECOMMEND` against bare scoring (`bench/bench_recommend.c`)")
+    w("")
+    w(f"Command: `{rec['cmd']}` (MODEL: `examples/train_recommend_model.py`). `RECOMMEND key COUNT 10` "
+      "over random users at depth 1, rounds alternating with a bare `st_scorer_score()` of the same rows.")
+    w("")
+    w("| items | requests/s | p50 / p99 us | server CPU over bare scoring | wall over bare scoring |")
+    w("| --- | --- | --- | --- | --- |")
+    for r in rec["rows"]:
+        w(f"| {r['items']:,} | {r['req_s']:,.1f} | {r['p50_us']:,.0f} / {r['p99_us']:,.0f} | "
+          f"{r['cpu_ratio']:.2f} | {r['wall_ratio']:.2f} |")
+    w("")
+    w("```")
+    w(rec["raw"].strip())
+    w("```")
+    w("")
     w("## Scorer (`bench/bench_scorer.c`)")
     w("")
     w(f"Command: `{scorer['cmd']}` (thread CPU time); `row_from_fields` {scorer['row_from_fields']:.0f} ns per row.")
@@ -788,6 +827,7 @@ def report(asof, cdc, online, scorer, pipe, files, serve, flink):
     with open(os.path.join(OUT, "results.json"), "w") as f:
         json.dump({"asof": asof, "cdc": cdc, "online": {k: v for k, v in online.items() if k != "raw"},
                    "scorer": scorer, "serve": {k: v for k, v in serve.items() if k != "raw"},
+                   "recommend": {k: v for k, v in rec.items() if k != "raw"},
                    "pipeline": {k: v for k, v in pipe.items()}, "flink": flink}, f, indent=1, default=str)
 
 
@@ -809,6 +849,7 @@ def main():
     online = bench_online()
     scorer = bench_scorer()
     serve = bench_serve()
+    rec = bench_recommend()
     pipe = bench_pipeline()
     try:
         flink = bench_flink()
@@ -816,7 +857,7 @@ def main():
         print(f"bench: the Flink peer failed: {e}", file=sys.stderr)
         flink = {"error": " ".join(str(e).split())[-300:]}
     files = plots(pipe, scorer)
-    report(asof, cdc, online, scorer, pipe, files, serve, flink)
+    report(asof, cdc, online, scorer, pipe, files, serve, flink, rec)
     clean_up()
     shutil.rmtree(os.path.join(OUT, "raw"), ignore_errors=True)
     print(f"report: {os.path.join(OUT, 'report.md')}")
