@@ -1269,3 +1269,18 @@ char *st_features_avro_schema(const st_features_t *f)
 	json_decref(root);
 	return text;
 }
+
+size_t st_features_key_text(const st_value_t *v, char *buf, size_t size,
+			    const char **out)
+{
+	if (v->type == ST_VAL_STRING) {
+		*out = v->s;
+		return v->len;
+	}
+	*out = buf;
+	if (v->type == ST_VAL_INT || v->type == ST_VAL_BOOL)
+		return st_features_format_int(v->i, buf, size);
+	if (v->type == ST_VAL_DOUBLE)
+		return (size_t)snprintf(buf, size, "%.17g", v->d);
+	return 0;
+}

@@ -133,4 +133,12 @@ size_t st_features_format(const st_value_t *v, char *buf, size_t size);
 /* An integer in decimal, as st_features_format() writes it, fast. */
 size_t st_features_format_int(int64_t v, char *buf, size_t size);
 
+/* The text of a field used as a key (an entity, a dimension's or a joined
+ * row's key), as the temporal store's keys are written: a string as it
+ * is; an integer or boolean in decimal; a double as "%.17g". Returns its
+ * length with *out (v's string, or buf of size bytes), or 0 for null and
+ * other types. */
+size_t st_features_key_text(const st_value_t *v, char *buf, size_t size,
+			    const char **out);
+
 #endif

@@ -1176,22 +1176,6 @@ static int send_dead_letter(st_pipeline_t *p, pending_t *e, char *errstr,
 	return 0;
 }
 
-/* Text of an event field used as a key (entity, dimension key). */
-static size_t key_text(const st_value_t *v, char *buf, size_t size,
-		       const char **out)
-{
-	if (v->type == ST_VAL_STRING) {
-		*out = v->s;
-		return v->len;
-	}
-	*out = buf;
-	if (v->type == ST_VAL_INT || v->type == ST_VAL_BOOL)
-		return st_features_format_int(v->i, buf, size);
-	if (v->type == ST_VAL_DOUBLE)
-		return (size_t)snprintf(buf, size, "%.17g", v->d);
-	return 0;
-}
-
 /* Its entity key and the key's hash, worked out once per event: by the
  * look-ahead (prefetch_far) or, for the last few of a pass, when it is
  * processed. */
@@ -1199,8 +1183,8 @@ static void entity_of(const st_pipeline_t *p, pending_t *e)
 {
 	if (e->hash)
 		return;
-	e->elen = key_text(&e->fields[p->efield], e->ebuf, sizeof(e->ebuf),
-			   &e->entity);
+	e->elen = st_features_key_text(&e->fields[p->efield], e->ebuf,
+				       sizeof(e->ebuf), &e->entity);
 	e->hash = key_hash(e->entity, e->elen);
 }
 
@@ -1820,7 +1804,8 @@ static int process_event(st_pipeline_t *p, pending_t *e, const part_t *pt,
 		const st_value_t *kv = &e->fields[st_features_dim_key_field(p->f,
 									    d)];
 		const char *key;
-		size_t klen = key_text(kv, kbuf, sizeof(kbuf), &key);
+		size_t klen = st_features_key_text(kv, kbuf, sizeof(kbuf),
+						   &key);
 
 		rows[d] = NULL;
 		lens[d] = 0;

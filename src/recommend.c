@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "features.h"
 #include "row.h"
 #include "scorer.h"
 #include "temporal.h"
@@ -17,7 +18,7 @@
 #define SLOT_SCAN 0
 #define SLOT_USER 1
 #define SLOT_JOIN0 2
-#define NUMBER_MAX 64            /* bytes of a string read as a number */
+#define NUMBER_MAX 512           /* bytes of a string read as a number */
 
 typedef enum { SRC_VECTOR, SRC_ITEM, SRC_JOIN, SRC_USER } src_t;
 
@@ -40,7 +41,7 @@ typedef struct {
 	uint32_t idx;
 } ranked_t;
 
-struct st_recommender {
+struct st_recommend {
 	st_scorer_t *scorer;
 	size_t nf;
 	char *table, *user_table;
@@ -56,6 +57,7 @@ struct st_recommender {
 	MDB_env *env;
 	uint64_t changes[1 + JOINS_MAX];
 	int cached;
+	int too_many;            /* the cached answer: over the limit */
 	size_t ncand;
 	char *keys;              /* candidate keys, back to back */
 	size_t keys_len, keys_cap;
@@ -67,7 +69,7 @@ struct st_recommender {
 	float *rows, *scores;
 	ranked_t *ranked;
 	size_t rows_cap;
-	st_recommendation_t *out;
+	st_recommend_item_t *out;
 	size_t out_cap;
 	int err;                 /* first error inside a scan callback */
 	char *errstr;
@@ -122,7 +124,7 @@ static float value_equals(const st_value_t *v, const char *text, size_t len)
 
 /* Sets the columns of source src (join j) of `out` from a row (NULL: no
  * row, every such column NaN). Returns 0 or ST_EPARSE. */
-static int fill_from_row(const st_recommender_t *r, src_t src, int j,
+static int fill_from_row(const st_recommend_t *r, src_t src, int j,
 			 const uint8_t *row, size_t len, float *out)
 {
 	st_value_t v;
@@ -149,12 +151,12 @@ static int fill_from_row(const st_recommender_t *r, src_t src, int j,
 
 /* ---- configuration ---------------------------------------------------- */
 
-static int parse_joins(st_recommender_t *r, const char *spec,
+static int parse_joins(st_recommend_t *r, const char *spec,
 		       char *errstr, size_t errstr_size)
 {
-	const char *p = spec, *comma, *colon;
+	const char *p = *spec ? spec : NULL, *comma, *colon;
 
-	while (p && *p) {
+	while (p) {
 		join_t *j;
 		size_t len;
 
@@ -174,7 +176,8 @@ static int parse_joins(st_recommender_t *r, const char *spec,
 		j->column = strndup(colon + 1, len - (size_t)(colon - p) - 1);
 		r->njoins++;
 		if (!j->table || !j->column)
-			return ST_ENOMEM;
+			return st_seterr(errstr, errstr_size, ST_ENOMEM,
+					 "recommend: out of memory");
 		if (!strcmp(j->table, r->table) ||
 		    !strcmp(j->table, r->user_table))
 			return st_seterr(errstr, errstr_size, ST_EINVAL,
@@ -193,7 +196,7 @@ static int parse_joins(st_recommender_t *r, const char *spec,
 }
 
 /* Reads feature name i into its column source. */
-static int parse_column(st_recommender_t *r, size_t i, const char *model,
+static int parse_column(st_recommend_t *r, size_t i, const char *model,
 			char *errstr, size_t errstr_size)
 {
 	const char *name = st_scorer_feature(r->scorer, i), *dot, *col, *eq;
@@ -217,14 +220,20 @@ static int parse_column(st_recommender_t *r, size_t i, const char *model,
 				c->src = SRC_JOIN;
 				c->join = j;
 			}
-		if (c->src == SRC_VECTOR)
-			return 0;       /* a vector field with a dot */
+		if (c->src == SRC_VECTOR)  /* feature names have no dots */
+			return st_seterr(errstr, errstr_size, ST_EINVAL,
+					 "recommend.model %s: feature '%s' "
+					 "names table %.*s, which is not "
+					 "recommend.table, recommend.user.table "
+					 "or in recommend.joins", model, name,
+					 (int)tlen, name);
 	}
 	col = dot + 1;
 	eq = strchr(col, '=');
 	c->column = eq ? strndup(col, (size_t)(eq - col)) : strdup(col);
 	if (!c->column)
-		return ST_ENOMEM;
+		return st_seterr(errstr, errstr_size, ST_ENOMEM,
+				 "recommend: out of memory");
 	if (!*c->column)
 		return st_seterr(errstr, errstr_size, ST_EINVAL,
 				 "recommend.model %s: feature '%s' names no "
@@ -232,16 +241,17 @@ static int parse_column(st_recommender_t *r, size_t i, const char *model,
 	if (eq) {
 		c->eq_len = strlen(eq + 1);
 		if (!(c->eq = strdup(eq + 1)))
-			return ST_ENOMEM;
+			return st_seterr(errstr, errstr_size, ST_ENOMEM,
+					 "recommend: out of memory");
 	}
 	return 0;
 }
 
-int st_recommender_new(st_recommender_t **rp, st_state_t *st,
-		       const st_recommend_conf_t *conf, char *errstr,
-		       size_t errstr_size)
+int st_recommend_new(st_recommend_t **rp, st_state_t *st,
+		     const st_recommend_conf_t *conf, char *errstr,
+		     size_t errstr_size)
 {
-	st_recommender_t *r;
+	st_recommend_t *r;
 	int err;
 
 	*rp = NULL;
@@ -261,7 +271,8 @@ int st_recommender_new(st_recommender_t **rp, st_state_t *st,
 		return st_seterr(errstr, errstr_size, ST_EINVAL,
 				 "recommend.candidates.max out of range");
 	if (!(r = calloc(1, sizeof(*r))))
-		return ST_ENOMEM;
+		return st_seterr(errstr, errstr_size, ST_ENOMEM,
+				 "recommend: out of memory");
 	r->max = conf->candidates_max;
 	err = ST_ENOMEM;
 	if (!(r->table = strdup(conf->table)) ||
@@ -292,8 +303,10 @@ int st_recommender_new(st_recommender_t **rp, st_state_t *st,
 	if (!(r->cols = calloc(r->nf, sizeof(*r->cols))) ||
 	    !(r->ucols = calloc(r->nf, sizeof(*r->ucols))) ||
 	    !(r->urow = calloc(r->nf, sizeof(float))) ||
-	    !(r->key_off = calloc(1, sizeof(*r->key_off))))
+	    !(r->key_off = calloc(1, sizeof(*r->key_off))) ||
+	    !(r->keys = malloc(4096)))
 		goto out;
+	r->keys_cap = 4096;
 	for (size_t i = 0; i < r->nf; i++) {
 		if ((err = parse_column(r, i, conf->model, errstr,
 					errstr_size)))
@@ -304,12 +317,14 @@ int st_recommender_new(st_recommender_t **rp, st_state_t *st,
 	err = 0;
 	*rp = r;
 out:
+	if (err == ST_ENOMEM)
+		st_seterr(errstr, errstr_size, err, "recommend: out of memory");
 	if (err)
-		st_recommender_destroy(r);
+		st_recommend_destroy(r);
 	return err;
 }
 
-void st_recommender_destroy(st_recommender_t *r)
+void st_recommend_destroy(st_recommend_t *r)
 {
 	if (!r)
 		return;
@@ -340,7 +355,7 @@ void st_recommender_destroy(st_recommender_t *r)
 
 /* ---- the candidates -------------------------------------------------- */
 
-static int grow_candidates(st_recommender_t *r, size_t key_len)
+static int grow_candidates(st_recommend_t *r, size_t key_len)
 {
 	if (r->ncand == r->cand_cap) {
 		size_t cap = r->cand_cap ? r->cand_cap * 2 : 256;
@@ -360,7 +375,7 @@ static int grow_candidates(st_recommender_t *r, size_t key_len)
 		r->cand_cap = cap;
 	}
 	if (r->keys_len + key_len > r->keys_cap) {
-		size_t cap = r->keys_cap ? r->keys_cap : 4096;
+		size_t cap = r->keys_cap;
 		char *k;
 
 		while (cap < r->keys_len + key_len)
@@ -373,45 +388,42 @@ static int grow_candidates(st_recommender_t *r, size_t key_len)
 	return 0;
 }
 
-/* The key of join j's row, from the candidate's column: an integer in
- * decimal or a string as it is; 0 when there is none. */
+/* The key of join j's row: the candidate's column as a key's text
+ * (st_features_key_text()); 0 when there is none. */
 static size_t join_key(const join_t *j, const uint8_t *row, size_t len,
 		       char *buf, size_t size, const char **key)
 {
 	st_value_t v;
-	int n;
 
 	if (st_row_get(row, len, j->column, &v))
 		return 0;
-	if (v.type == ST_VAL_STRING) {
-		*key = v.s;
-		return v.len;
-	}
-	if (v.type != ST_VAL_INT)
-		return 0;
-	n = snprintf(buf, size, "%lld", (long long)v.i);
-	*key = buf;
-	return (size_t)n;
+	return st_features_key_text(&v, buf, size, key);
+}
+
+static int too_many(st_recommend_t *r)
+{
+	return st_seterr(r->errstr, r->errstr_size, ST_ERANGE, "RECOMMEND: %s "
+			 "has more than %zu rows (recommend.candidates.max)",
+			 r->table, r->max);
 }
 
 static int add_candidate(const char *key, size_t key_len, const uint8_t *row,
 			 size_t row_len, void *opaque)
 {
-	st_recommender_t *r = opaque;
+	st_recommend_t *r = opaque;
 	const uint8_t *jrow;
 	const char *jkey;
-	char kbuf[32];
+	char kbuf[40];
 	size_t jrow_len, jlen;
 	float *cand;
 	int err;
 
 	if (r->ncand == r->max)
-		return r->err = st_seterr(r->errstr, r->errstr_size, ST_ERANGE,
-					  "RECOMMEND: %s has more than %zu "
-					  "rows (recommend.candidates.max)",
-					  r->table, r->max);
+		return r->err = too_many(r);
 	if ((err = grow_candidates(r, key_len)))
-		return r->err = err;
+		return r->err = st_seterr(r->errstr, r->errstr_size, err,
+					  "RECOMMEND: out of memory for %zu "
+					  "candidates", r->ncand + 1);
 	cand = r->cand + r->ncand * r->nf;
 	for (size_t i = 0; i < r->nf; i++)
 		cand[i] = NAN;
@@ -446,7 +458,7 @@ corrupt:
 
 /* Makes the candidates those of txn's snapshot: rebuilt only when the
  * catalogue or a joined table changed since they were built. */
-static int load_candidates(st_recommender_t *r, MDB_txn *txn)
+static int load_candidates(st_recommend_t *r, MDB_txn *txn)
 {
 	uint64_t changes[1 + JOINS_MAX];
 	MDB_env *env = mdb_txn_env(txn);
@@ -463,8 +475,9 @@ static int load_candidates(st_recommender_t *r, MDB_txn *txn)
 	if (r->cached && r->env == env &&
 	    !memcmp(changes, r->changes,
 		    (size_t)(1 + r->njoins) * sizeof(changes[0])))
-		return 0;
+		return r->too_many ? too_many(r) : 0;
 	r->cached = 0;
+	r->too_many = 0;
 	r->ncand = 0;
 	r->keys_len = 0;
 	r->key_off[0] = 0;
@@ -477,12 +490,14 @@ static int load_candidates(st_recommender_t *r, MDB_txn *txn)
 			st_seterr(r->errstr, r->errstr_size, err,
 				  "RECOMMEND: cannot read %s: %s", r->table,
 				  st_strerror(err));
-		return err;
+		if (err != ST_ERANGE)
+			return err;
+		r->too_many = 1;   /* answered so until the tables change */
 	}
 	r->cached = 1;
 	r->env = env;
 	memcpy(r->changes, changes, sizeof(changes));
-	return 0;
+	return err;
 }
 
 /* ---- a request -------------------------------------------------------- */
@@ -522,7 +537,7 @@ static void sift_down(ranked_t *h, size_t n, size_t i)
 /* Puts the best count of the n scores in ranked[0..count), best first:
  * a heap of the best so far (the worst of them on top) over the scores,
  * O(n log count), then a sort of those. */
-static void select_best(st_recommender_t *r, size_t n, size_t count)
+static void select_best(st_recommend_t *r, size_t n, size_t count)
 {
 	ranked_t *h = r->ranked, x;
 
@@ -543,7 +558,7 @@ static void select_best(st_recommender_t *r, size_t n, size_t count)
 	qsort(h, count, sizeof(*h), by_score);
 }
 
-static int grow_rows(st_recommender_t *r, size_t n, size_t count)
+static int grow_rows(st_recommend_t *r, size_t n, size_t count)
 {
 	if (n > r->rows_cap) {
 		float *rows = realloc(r->rows, n * r->nf * sizeof(float));
@@ -562,7 +577,7 @@ static int grow_rows(st_recommender_t *r, size_t n, size_t count)
 		r->rows_cap = n;
 	}
 	if (count > r->out_cap) {
-		st_recommendation_t *o = realloc(r->out, count * sizeof(*o));
+		st_recommend_item_t *o = realloc(r->out, count * sizeof(*o));
 
 		if (!o)
 			return ST_ENOMEM;
@@ -572,11 +587,12 @@ static int grow_rows(st_recommender_t *r, size_t n, size_t count)
 	return 0;
 }
 
-int st_recommend(st_recommender_t *r, MDB_txn *txn, const char *user,
-		 size_t user_len, size_t nfields, const char *const *names,
-		 const char *const *values, size_t count,
-		 const st_recommendation_t **out, size_t *nout, int *found,
-		 char *errstr, size_t errstr_size)
+int st_recommend_rank(st_recommend_t *r, MDB_txn *txn, const char *user,
+		      size_t user_len, size_t nfields,
+		      const char *const *names, const char *const *values,
+		      size_t count, const st_recommend_item_t **out,
+		      size_t *nout, int *found, char *errstr,
+		      size_t errstr_size)
 {
 	const uint8_t *urow;
 	size_t urow_len, n;
@@ -585,6 +601,8 @@ int st_recommend(st_recommender_t *r, MDB_txn *txn, const char *user,
 	*out = NULL;
 	*nout = 0;
 	*found = 0;
+	if (errstr_size)
+		errstr[0] = '\0';
 	r->errstr = errstr;
 	r->errstr_size = errstr_size;
 	if ((err = st_temporal_reader_bind(r->reader, txn)))

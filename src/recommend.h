@@ -20,16 +20,22 @@
  *                      recommend.user.table; the key is the entity)
  *   TABLE.COL=TEXT     1 when that column's text is TEXT, else 0: a
  *                      one-hot category (for any of the three above)
- *   anything else      the field of that name of the user's feature
+ *   a name without a dot
+ *                      the field of that name of the user's feature
  *                      vector, as SCORE reads it (st_scorer_row_from_fields)
  *
+ * A dotted name whose table is none of the three is refused at start-up
+ * (feature names have no dots, so it cannot be a vector's field).
+ *
  * A column's number: an integer or a double as it is, a boolean 0 or 1,
- * a string read whole by strtod (Debezium's decimal.handling.mode
- * "string" sends numeric as "12.50"). Its text, for =TEXT: a string as
- * it is, an integer in decimal, a boolean "true" or "false". A column
- * that is null or absent, a row that is absent, or a string that is not
- * a number, is NaN (missing), for =TEXT too: what a NaN does is the
- * model's business (scorer.h).
+ * a string of up to 511 bytes read whole by strtod (Debezium's
+ * decimal.handling.mode "string" sends numeric as "12.50"); any other
+ * string is NaN. For =TEXT the column's text is compared: a string as it
+ * is, an integer in decimal, a boolean "true" or "false"; a double
+ * column gives NaN. A column that is null or absent, or a row that is
+ * absent, is NaN (missing) either way: what a NaN does is the model's
+ * business (scorer.h). A joined row's key is the candidate's column as
+ * the pipeline writes keys (st_features_key_text()).
  *
  * Rows are the tables' newest versions (the current catalogue, as the
  * online store holds the newest vector), read in the caller's LMDB read
@@ -70,26 +76,26 @@ typedef struct st_recommend_conf {
 	size_t candidates_max;     /* [recommend.candidates.max] >= 1 */
 } st_recommend_conf_t;
 
-typedef struct st_recommender st_recommender_t;
+typedef struct st_recommend st_recommend_t;
 
-/* One ranked item: its key (borrowed until the next st_recommend() or
- * st_recommender_destroy()) and its score. */
-typedef struct st_recommendation {
+/* One ranked item: its key (borrowed until the next st_recommend_rank() or
+ * st_recommend_destroy()) and its score. */
+typedef struct st_recommend_item {
 	const char *item;
 	size_t item_len;
 	float score;
-} st_recommendation_t;
+} st_recommend_item_t;
 
 /*
  * Checks conf, loads the model and reads its feature names into column
- * sources (above). st is borrowed until st_recommender_destroy(). Returns
+ * sources (above). st is borrowed until st_recommend_destroy(). Returns
  * 0 and *rp, ST_EINVAL (a malformed recommend.joins, an empty table name,
- * candidates_max 0), ST_EMODEL ("recommend.model PATH: ...", including a
+ * candidates_max 0, a column of a table not configured), ST_EMODEL ("recommend.model PATH: ...", including a
  * model without "strata.features") or ST_ENOMEM, with errstr.
  */
-int st_recommender_new(st_recommender_t **rp, st_state_t *st,
-		       const st_recommend_conf_t *conf, char *errstr,
-		       size_t errstr_size);
+int st_recommend_new(st_recommend_t **rp, st_state_t *st,
+		     const st_recommend_conf_t *conf, char *errstr,
+		     size_t errstr_size);
 
 /*
  * Ranks the catalogue for the entity `user` (user_len bytes): txn is a
@@ -102,13 +108,14 @@ int st_recommender_new(st_recommender_t **rp, st_state_t *st,
  * row nor a vector (nfields 0) nothing is ranked (*nout 0). Returns 0 or
  * an error (above) with errstr.
  */
-int st_recommend(st_recommender_t *r, MDB_txn *txn, const char *user,
-		 size_t user_len, size_t nfields, const char *const *names,
-		 const char *const *values, size_t count,
-		 const st_recommendation_t **out, size_t *nout, int *found,
-		 char *errstr, size_t errstr_size);
+int st_recommend_rank(st_recommend_t *r, MDB_txn *txn, const char *user,
+		      size_t user_len, size_t nfields,
+		      const char *const *names, const char *const *values,
+		      size_t count, const st_recommend_item_t **out,
+		      size_t *nout, int *found, char *errstr,
+		      size_t errstr_size);
 
 /* Releases the model and every buffer. NULL is allowed. */
-void st_recommender_destroy(st_recommender_t *r);
+void st_recommend_destroy(st_recommend_t *r);
 
 #endif

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -65,6 +66,8 @@ enum { ARG_OPTIONAL = 1, ARG_MULTIPLE = 2 };
 typedef struct {
 	const char *name, *type;      /* type: key, string */
 	int flags;
+	const char *token;            /* the word before it ("COUNT"), or
+				       * NULL */
 } cmd_arg_t;
 
 /* A command, as Redis describes it (COMMAND, COMMAND DOCS). */
@@ -86,7 +89,7 @@ struct st_server {
 	st_vecrec_layout_t **layouts; /* met so far; never change */
 	size_t nlayouts;
 	st_scorer_t *scorer;
-	st_recommender_t *rec;        /* RECOMMEND's, or NULL */
+	st_recommend_t *rec;        /* RECOMMEND's, or NULL */
 	float *row;                   /* one row of the model's features */
 	char *scratch;                /* NUL-terminated names and values */
 	size_t scratch_cap;
@@ -533,6 +536,16 @@ static long score_fields(st_server_t *s, const MDB_val *rec)
 	return (long)n;
 }
 
+/* A score as the pipeline writes _score: "%.9g" of the float, and "nan"
+ * (never "-nan") for a NaN. Returns the length. */
+static size_t format_score(char *buf, size_t size, float score)
+{
+	int n = isnan(score) ? snprintf(buf, size, "nan") :
+		snprintf(buf, size, "%.9g", (double)score);
+
+	return n > 0 ? (size_t)n : 0;
+}
+
 static void cmd_score(st_server_t *s, client_t *c,
 		      const st_resp_request_t *r)
 {
@@ -574,8 +587,7 @@ static void cmd_score(st_server_t *s, client_t *c,
 		reply_error(s, c, "ERR %s", errstr);
 		return;
 	}
-	rc = snprintf(num, sizeof(num), "%.9g", (double)score);
-	st_resp_out_bulk(&c->out, num, (size_t)rc);
+	st_resp_out_bulk(&c->out, num, format_score(num, sizeof(num), score));
 }
 
 #define RECOMMEND_COUNT 10
@@ -584,7 +596,7 @@ static void cmd_score(st_server_t *s, client_t *c,
 static void cmd_recommend(st_server_t *s, client_t *c,
 			  const st_resp_request_t *r)
 {
-	const st_recommendation_t *recs;
+	const st_recommend_item_t *recs;
 	const char *key = r->argv[1];
 	size_t len = r->argvlen[1], nrec, count = RECOMMEND_COUNT;
 	char errstr[512], num[40];
@@ -631,9 +643,10 @@ static void cmd_recommend(st_server_t *s, client_t *c,
 	}
 	if (!(txn = read_txn(s, c)))
 		return;
-	if (st_recommend(s->rec, txn, key + s->kpfx_len, len - s->kpfx_len,
-			 (size_t)nfields, s->names, s->values, count, &recs,
-			 &nrec, &found, errstr, sizeof(errstr))) {
+	if (st_recommend_rank(s->rec, txn, key + s->kpfx_len,
+			      len - s->kpfx_len, (size_t)nfields, s->names,
+			      s->values, count, &recs, &nrec, &found, errstr,
+			      sizeof(errstr))) {
 		reply_error(s, c, "ERR %s", errstr);
 		return;
 	}
@@ -643,17 +656,19 @@ static void cmd_recommend(st_server_t *s, client_t *c,
 			st_resp_out_array(&c->out, 2);
 			st_resp_out_bulk(&c->out, recs[i].item,
 					 recs[i].item_len);
-			rc = snprintf(num, sizeof(num), ",%.9g\r\n",
-				      (double)recs[i].score);
-			st_resp_out_raw(&c->out, num, (size_t)rc);
+			num[0] = ',';
+			n = (long long)format_score(num + 1, sizeof(num) - 3,
+						    recs[i].score);
+			memcpy(num + 1 + n, "\r\n", 2);
+			st_resp_out_raw(&c->out, num, (size_t)n + 3);
 		}
 		return;
 	}
 	st_resp_out_array(&c->out, 2 * nrec);
 	for (size_t i = 0; i < nrec; i++) {
 		st_resp_out_bulk(&c->out, recs[i].item, recs[i].item_len);
-		rc = snprintf(num, sizeof(num), "%.9g", (double)recs[i].score);
-		st_resp_out_bulk(&c->out, num, (size_t)rc);
+		st_resp_out_bulk(&c->out, num, format_score(num, sizeof(num),
+							  recs[i].score));
 	}
 }
 
@@ -908,73 +923,75 @@ static const cmd_t cmds[] = {
 	  "allow_busy", 0, 0, 0, "@fast @connection",
 	  "Authenticates the connection.", "1.0.0", "connection",
 	  "O(N) where N is the number of passwords defined for the user",
-	  { { "username", "string", ARG_OPTIONAL },
-	    { "password", "string", 0 } } },
+	  { { "username", "string", ARG_OPTIONAL, NULL },
+	    { "password", "string", 0, NULL } } },
 	{ "client", cmd_client, -2, "", 0, 0, 0, "@slow",
 	  "A container for client connection commands.", "2.4.0",
-	  "connection", "Depends on subcommand.", { { NULL, NULL, 0 } } },
+	  "connection", "Depends on subcommand.", { { NULL, NULL, 0, NULL } } },
 	{ "command", cmd_command, -1, "loading stale", 0, 0, 0,
 	  "@slow @connection",
 	  "Returns detailed information about all commands.", "2.8.13",
 	  "server", "O(N) where N is the total number of commands",
-	  { { NULL, NULL, 0 } } },
+	  { { NULL, NULL, 0, NULL } } },
 	{ "echo", cmd_echo, 2, "fast", 0, 0, 0, "@fast @connection",
 	  "Returns the given string.", "1.0.0", "connection", "O(1)",
-	  { { "message", "string", 0 } } },
+	  { { "message", "string", 0, NULL } } },
 	{ "exists", cmd_exists, -2, "readonly fast", 1, -1, 1,
 	  "@keyspace @read @fast",
 	  "Determines whether one or more keys exist.", "1.0.0", "generic",
 	  "O(N) where N is the number of keys to check.",
-	  { { "key", "key", ARG_MULTIPLE } } },
+	  { { "key", "key", ARG_MULTIPLE, NULL } } },
 	{ "hello", cmd_hello, -1, "noscript loading stale fast no_auth "
 	  "allow_busy", 0, 0, 0, "@fast @connection",
 	  "Handshakes with the Redis server.", "6.0.0", "connection", "O(1)",
-	  { { "protover", "integer", ARG_OPTIONAL } } },
+	  { { "protover", "integer", ARG_OPTIONAL, NULL } } },
 	{ "hexists", cmd_hexists, 3, "readonly fast", 1, 1, 1,
 	  "@read @hash @fast",
 	  "Determines whether a field exists in a hash.", "2.0.0", "hash",
-	  "O(1)", { { "key", "key", 0 }, { "field", "string", 0 } } },
+	  "O(1)", { { "key", "key", 0, NULL }, { "field", "string", 0, NULL } } },
 	{ "hget", cmd_hget, 3, "readonly fast", 1, 1, 1, "@read @hash @fast",
 	  "Returns the value of a field in a hash.", "2.0.0", "hash", "O(1)",
-	  { { "key", "key", 0 }, { "field", "string", 0 } } },
+	  { { "key", "key", 0, NULL }, { "field", "string", 0, NULL } } },
 	{ "hgetall", cmd_hgetall, 2, "readonly", 1, 1, 1, "@read @hash @slow",
 	  "Returns all fields and values in a hash.", "2.0.0", "hash",
-	  "O(N) where N is the size of the hash.", { { "key", "key", 0 } } },
+	  "O(N) where N is the size of the hash.", { { "key", "key", 0, NULL } } },
 	{ "hlen", cmd_hlen, 2, "readonly fast", 1, 1, 1, "@read @hash @fast",
 	  "Returns the number of fields in a hash.", "2.0.0", "hash", "O(1)",
-	  { { "key", "key", 0 } } },
+	  { { "key", "key", 0, NULL } } },
 	{ "hmget", cmd_hmget, -3, "readonly fast", 1, 1, 1,
 	  "@read @hash @fast",
 	  "Returns the values of all fields in a hash.", "2.0.0", "hash",
 	  "O(N) where N is the number of fields being requested.",
-	  { { "key", "key", 0 }, { "field", "string", ARG_MULTIPLE } } },
+	  { { "key", "key", 0, NULL }, { "field", "string", ARG_MULTIPLE, NULL } } },
 	{ "info", cmd_info, -1, "loading stale", 0, 0, 0,
 	  "@slow @dangerous",
 	  "Returns information and statistics about the server.", "1.0.0",
 	  "server", "O(1)",
-	  { { "section", "string", ARG_OPTIONAL | ARG_MULTIPLE } } },
+	  { { "section", "string", ARG_OPTIONAL | ARG_MULTIPLE, NULL } } },
 	{ "ping", cmd_ping, -1, "fast", 0, 0, 0, "@fast @connection",
 	  "Returns the server's liveliness response.", "1.0.0", "connection",
-	  "O(1)", { { "message", "string", ARG_OPTIONAL } } },
+	  "O(1)", { { "message", "string", ARG_OPTIONAL, NULL } } },
 	{ "quit", cmd_quit, -1, "loading stale fast no_auth", 0, 0, 0,
 	  "@fast @connection", "Closes the connection.", "1.0.0",
-	  "connection", "O(1)", { { NULL, NULL, 0 } } },
+	  "connection", "O(1)", { { NULL, NULL, 0, NULL } } },
 	{ "recommend", cmd_recommend, -2, "readonly", 1, 1, 1, "@read @slow",
 	  "Returns the catalogue's items ranked by the recommendation model "
 	  "for an entity, best first, with their scores (strata).", "0.1.0",
-	  "module", "O(N log N) where N is the number of items.",
-	  { { "key", "key", 0 }, { "count", "integer", ARG_OPTIONAL } } },
+	  "module", "O(N log C) where N is the number of items and C the "
+	  "count, on top of the model's scoring of N rows.",
+	  { { "key", "key", 0, NULL },
+	    { "count", "integer", ARG_OPTIONAL, "COUNT" } } },
 	{ "score", cmd_score, 2, "readonly", 1, 1, 1, "@read @slow",
 	  "Returns the model's score of an entity's stored feature vector "
 	  "(strata).", "0.1.0", "module", "O(F) where F is the number of "
-	  "features of the model.", { { "key", "key", 0 } } },
+	  "features of the model.", { { "key", "key", 0, NULL } } },
 	{ "select", cmd_select, 2, "loading stale fast", 0, 0, 0,
 	  "@fast @connection", "Changes the selected database.", "1.0.0",
-	  "connection", "O(1)", { { "index", "integer", 0 } } },
+	  "connection", "O(1)", { { "index", "integer", 0, NULL } } },
 	{ "type", cmd_type, 2, "readonly fast", 1, 1, 1,
 	  "@keyspace @read @fast",
 	  "Determines the type of value stored at a key.", "1.0.0",
-	  "generic", "O(1)", { { "key", "key", 0 } } },
+	  "generic", "O(1)", { { "key", "key", 0, NULL } } },
 };
 
 #define NCMDS (sizeof(cmds) / sizeof(cmds[0]))
@@ -1046,9 +1063,11 @@ static void out_docs(st_resp_out_t *o, const cmd_t *cmd)
 		const cmd_arg_t *a = &cmd->args[i];
 		int f = a->flags;
 
-		st_resp_out_map(o, f ? 3 : 2);
+		st_resp_out_map(o, 2 + (a->token != NULL) + (f != 0));
 		out_kv(o, "name", a->name);
 		out_kv(o, "type", a->type);
+		if (a->token)
+			out_kv(o, "token", a->token);
 		if (!f)
 			continue;
 		st_resp_out_bulk(o, "flags", 5);
@@ -1656,8 +1675,8 @@ int st_server_new(st_server_t **sp, const st_server_conf_t *conf,
 		goto fail;
 	if (conf->recommend && conf->recommend->model &&
 	    *conf->recommend->model &&
-	    (err = st_recommender_new(&s->rec, s->st, conf->recommend, errstr,
-				      errstr_size)))
+	    (err = st_recommend_new(&s->rec, s->st, conf->recommend, errstr,
+				    errstr_size)))
 		goto fail;
 	s->dbi = st_state_dbi_entities(s->st);
 	s->meta = st_state_dbi_meta(s->st);
@@ -1718,7 +1737,7 @@ void st_server_destroy(st_server_t *s)
 	st_metrics_destroy(s->m);
 	free(s->m_cmds);
 	free(s->m_secs);
-	st_recommender_destroy(s->rec);
+	st_recommend_destroy(s->rec);
 	st_scorer_destroy(s->scorer);
 	st_state_close(s->st);
 	free(s->row);

@@ -1265,7 +1265,8 @@ END_TEST
 /* ---- RECOMMEND ------------------------------------------------------- */
 
 /* recommend_lin.onnx: score = x . w over these columns (make_models.py). */
-static const double rec_w[] = { 1, 0.01, 10, -5, 3, 100, 1000, 0.5 };
+static const double rec_w[] = { 1, 0.01, 10, -5, 3, 100, 1000, 0.5, 7,
+				 20 };
 
 static void version(st_state_t *st, const char *table, const char *key,
 		    int64_t ts, const char *json)
@@ -1290,11 +1291,13 @@ static void version(st_state_t *st, const char *table, const char *key,
 /*
  * A catalogue: items with their merchants, users, and the vectors of
  * users 8 (spend 5) and 9 (none). Scores for user 8 (risk tier 3,
- * silver: 305 + spend 5... see below), by item:
- *   10: price 1500, book, merchant 2 (0.1, grocery), flag 0  -> 329.5
- *    1: price 10, book, merchant 1 (0.5, travel), flag 1     -> 316.1
- *    6: newest price 2, book, merchant 1, flag 1             -> 316.02
- *    2, 7: price 200, phone, merchant 2, flag 0              -> 306.5
+ * silver), by item (score8() below):
+ *   8, 9: price 5000, book, merchant 2 (0.1, grocery, mcc 5411),
+ *         flag 0 (a tie: key order)
+ *   10: price 1500, book, merchant 2 ("2" as a string), flag 0
+ *    2, 7: price 200, phone, merchant 2, flag 0 (a tie)
+ *    1: price 10, book, merchant 1 (0.5, travel, mcc 4722), flag 1
+ *    6: newest price 2, book, merchant 1, flag 1
  *    3: merchant 99 does not exist                           -> NaN
  *    5: price "abc"                                          -> NaN
  *    4: deleted                                              -> absent
@@ -1305,10 +1308,14 @@ static void put_catalogue(void)
 	static const char *const v8[] = { "1700000000002", "5" };
 	st_state_t *st = open_writable();
 
-	version(st, "merchants", "1", 1000,
-		"{\"category\":\"travel\",\"risk_score\":0.5}");
-	version(st, "merchants", "2", 1000,
-		"{\"category\":\"grocery\",\"risk_score\":0.1}");
+	version(st, "merchants", "1", 1000, "{\"category\":\"travel\","
+		"\"risk_score\":0.5,\"mcc\":4722}");
+	version(st, "merchants", "2", 1000, "{\"category\":\"grocery\","
+		"\"risk_score\":0.1,\"mcc\":5411}");
+	version(st, "items", "8", 1000, "{\"merchant_id\":2,\"price\":\"5000\","
+		"\"category\":\"book\",\"flag\":false}");
+	version(st, "items", "9", 1000, "{\"merchant_id\":2,\"price\":\"5000\","
+		"\"category\":\"book\",\"flag\":false}");
 	version(st, "items", "1", 1000, "{\"merchant_id\":1,\"price\":\"10.00\","
 		"\"category\":\"book\",\"flag\":true}");
 	version(st, "items", "2", 1000, "{\"merchant_id\":2,\"price\":\"200.00\","
@@ -1337,14 +1344,15 @@ static void put_catalogue(void)
 	st_state_close(st);
 }
 
-/* Item i's expected score for user 8, from the model's weights. */
-static double score8(double price, int book, double risk, int travel,
-		     int flag)
+/* An item's expected score for user 8, from the model's weights; its
+ * merchant is 1 (risk 0.5, travel, mcc 4722) or 2 (0.1, grocery, 5411). */
+static double score8(double price, int book, int merchant, int flag)
 {
-	const double x[] = { 5, price, book, risk, travel, 3, 0, flag };
+	const double x[] = { 5, price, book, merchant == 1 ? 0.5 : 0.1,
+			     merchant == 1, 3, 0, flag, flag, merchant == 2 };
 	double sum = 0;
 
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 10; i++)
 		sum += x[i] * rec_w[i];
 	return sum;
 }
@@ -1381,31 +1389,36 @@ START_TEST(recommend_ranks_the_catalogue)
 		.user_table = "users", .joins = "merchants:merchant_id",
 		.candidates_max = 100,
 	};
-	const char *const all[] = { "10", "1", "6", "2", "7", "3", "5" };
-	const char *const cold[] = { "1", "2", "3", "5", "6", "7", "10" };
+	const char *const all[] = { "8", "9", "10", "2", "7", "1", "6", "3",
+				    "5" };
+	const char *const cold[] = { "1", "2", "3", "5", "6", "7", "8", "9",
+				     "10" };
 	const double want[] = {
-		score8(1500, 1, 0.1, 0, 0), score8(10, 1, 0.5, 1, 1),
-		score8(2, 1, 0.5, 1, 1), score8(200, 0, 0.1, 0, 0),
-		score8(200, 0, 0.1, 0, 0), NAN, NAN,
+		score8(5000, 1, 2, 0), score8(5000, 1, 2, 0),
+		score8(1500, 1, 2, 0), score8(200, 0, 2, 0),
+		score8(200, 0, 2, 0), score8(10, 1, 1, 1),
+		score8(2, 1, 1, 1), NAN, NAN,
 	};
-	const double nans[] = { NAN, NAN, NAN, NAN, NAN, NAN, NAN };
+	const double nans[] = { NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN, NAN };
 	redisContext *c;
 	redisReply *r;
 	int fd;
 
-	ck_assert(want[0] > want[1] && want[1] > want[2] &&
-		  want[2] > want[3]);
+	ck_assert(want[1] > want[2] && want[2] > want[3] &&
+		  want[4] > want[5] && want[5] > want[6]);
 	put_catalogue();
 	rec_conf = &rc;
 	start(NULL, 10, 64 << 20);
 	rec_conf = NULL;
 	c = connect_hiredis();
-	expect_ranking(c, "RECOMMEND " PREFIX ":8", 7, all, want);
+	expect_ranking(c, "RECOMMEND " PREFIX ":8", 9, all, want);
 	expect_ranking(c, "recommend " PREFIX ":8 count 3", 3, all, want);
-	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 1000", 7, all, want);
+	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 1000", 9, all, want);
+	/* Two items tied at the cut: the first in key order. */
+	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 1", 1, all, want);
 	/* A row but no vector: ranked, spend NaN, so every score is NaN and
 	 * the items come in the store's key order. */
-	expect_ranking(c, "RECOMMEND " PREFIX ":9", 7, cold, nans);
+	expect_ranking(c, "RECOMMEND " PREFIX ":9", 9, cold, nans);
 	expect_ranking(c, "RECOMMEND " PREFIX ":9 COUNT 2", 2, cold, nans);
 	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 5", 5, all, want);
 	/* Neither: nothing to rank for; a key outside the prefix likewise. */
@@ -1429,8 +1442,8 @@ START_TEST(recommend_ranks_the_catalogue)
 	/* RESP3: [item, double] pairs, as ZRANGE WITHSCORES answers. */
 	fd = connect_resp3(2);
 	SEND_LIT(fd, "RECOMMEND " PREFIX ":8 COUNT 2\r\n");
-	expect_raw(fd, "*2\r\n*2\r\n$2\r\n10\r\n,329.5\r\n"
-		   "*2\r\n$1\r\n1\r\n,316.100006\r\n");
+	expect_raw(fd, "*2\r\n*2\r\n$1\r\n8\r\n,384.5\r\n"
+		   "*2\r\n$1\r\n9\r\n,384.5\r\n");
 	close(fd);
 }
 END_TEST
@@ -1476,7 +1489,8 @@ static void item_2_dearer(st_state_t *st)
 static void merchant_2_riskier(st_state_t *st)
 {
 	version(st, "merchants", "2", 5000,
-		"{\"category\":\"grocery\",\"risk_score\":300}");
+		"{\"category\":\"grocery\",\"risk_score\":300,"
+		"\"mcc\":5411}");
 }
 
 /* The user's vector is read on every request; the items' columns are
@@ -1488,9 +1502,9 @@ START_TEST(recommend_follows_changes)
 		.user_table = "users", .joins = "merchants:merchant_id",
 		.candidates_max = 100,
 	};
-	const char *const first[] = { "10" }, *const dear[] = { "2" };
+	const char *const first[] = { "8" }, *const dear[] = { "2" };
 	const char *const risky[] = { "1", "6" };
-	double want[2] = { score8(1500, 1, 0.1, 0, 0) };
+	double want[2] = { score8(5000, 1, 2, 0) };
 	redisContext *c;
 
 	put_catalogue();
@@ -1503,12 +1517,12 @@ START_TEST(recommend_follows_changes)
 	want[0] += 1;
 	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 1", 1, first, want);
 	write_elsewhere(item_2_dearer);
-	want[0] = score8(100000, 0, 0.1, 0, 0) + 1;
+	want[0] = score8(100000, 0, 2, 0) + 1;
 	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 1", 1, dear, want);
-	/* Merchant 2's items (2, 7, 10) fall below merchant 1's. */
+	/* Merchant 2's items fall below merchant 1's. */
 	write_elsewhere(merchant_2_riskier);
-	want[0] = score8(10, 1, 0.5, 1, 1) + 1;
-	want[1] = score8(2, 1, 0.5, 1, 1) + 1;
+	want[0] = score8(10, 1, 1, 1) + 1;
+	want[1] = score8(2, 1, 1, 1) + 1;
 	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 2", 2, risky, want);
 	redisFree(c);
 }
@@ -1519,7 +1533,7 @@ START_TEST(recommend_limits_and_configuration)
 	st_recommend_conf_t rc = {
 		.model = data_path("recommend_lin.onnx"), .table = "items",
 		.user_table = "users", .joins = "merchants:merchant_id",
-		.candidates_max = 6,
+		.candidates_max = 8,
 	};
 	st_server_conf_t conf = {
 		.listen = "127.0.0.1:0", .state_dir = dir, .prefix = PREFIX,
@@ -1529,13 +1543,31 @@ START_TEST(recommend_limits_and_configuration)
 	redisContext *c;
 
 	put_catalogue();
-	/* 7 items, 6 allowed: an error, not a slow answer. */
+	/* 9 items, 8 allowed: an error, not a slow answer (twice: the
+	 * answer is kept until the catalogue changes). */
 	rec_conf = &rc;
 	start(NULL, 10, 64 << 20);
 	rec_conf = NULL;
 	c = connect_hiredis();
-	expect_error(c, "ERR RECOMMEND: items has more than 6 rows "
+	expect_error(c, "ERR RECOMMEND: items has more than 8 rows "
 		     "(recommend.candidates.max)", "RECOMMEND %s", PREFIX ":8");
+	expect_error(c, "ERR RECOMMEND: items has more than 8 rows "
+		     "(recommend.candidates.max)", "RECOMMEND %s", PREFIX ":8");
+	redisFree(c);
+	stop = 1;
+	pthread_join(thr, NULL);
+	st_server_destroy(srv);
+	running = 0;
+	/* Exactly at the limit: answered. */
+	rc.candidates_max = 9;
+	rec_conf = &rc;
+	start(NULL, 10, 64 << 20);
+	rec_conf = NULL;
+	c = connect_hiredis();
+	redisReply *r = cmd(c, "RECOMMEND %s", PREFIX ":8");
+	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+	ck_assert_uint_eq(r->elements, 18);
+	freeReplyObject(r);
 	redisFree(c);
 	rc.candidates_max = 100;
 	rc.joins = "merchants";
@@ -1548,7 +1580,26 @@ START_TEST(recommend_limits_and_configuration)
 			 ST_EINVAL);
 	ck_assert_str_eq(errstr, "recommend.joins: users is also "
 			 "recommend.user.table");
+	rc.joins = "merchants:merchant_id,";
+	ck_assert_int_eq(st_server_new(&s, &conf, errstr, sizeof(errstr)),
+			 ST_EINVAL);
+	ck_assert_str_eq(errstr, "recommend.joins: '' is not TABLE:COLUMN");
+	rc.joins = "a:x,b:x,c:x,d:x,e:x,f:x,g:x";
+	ck_assert_int_eq(st_server_new(&s, &conf, errstr, sizeof(errstr)),
+			 ST_EINVAL);
+	ck_assert_str_eq(errstr, "recommend.joins: more than 6 tables");
+	rc.joins = "a:x,a:y";
+	ck_assert_int_eq(st_server_new(&s, &conf, errstr, sizeof(errstr)),
+			 ST_EINVAL);
+	ck_assert_str_eq(errstr, "recommend.joins: a twice");
+	/* The model's merchants.* columns with no merchants joined. */
 	rc.joins = "";
+	ck_assert_int_eq(st_server_new(&s, &conf, errstr, sizeof(errstr)),
+			 ST_EINVAL);
+	ck_assert_msg(strstr(errstr, "feature 'merchants.risk_score' names "
+			     "table merchants, which is not recommend.table, "
+			     "recommend.user.table or in recommend.joins"),
+		      "%s", errstr);
 	rc.model = data_path("score_n.onnx");   /* no feature names */
 	ck_assert_int_eq(st_server_new(&s, &conf, errstr, sizeof(errstr)),
 			 ST_EMODEL);
@@ -1559,6 +1610,32 @@ START_TEST(recommend_limits_and_configuration)
 			 ST_EMODEL);
 	ck_assert_ptr_nonnull(strstr(errstr, "recommend.model"));
 	ck_assert_ptr_null(s);
+}
+END_TEST
+
+/* A catalogue with no rows: nothing to rank. */
+START_TEST(recommend_empty_catalogue)
+{
+	st_recommend_conf_t rc = {
+		.model = data_path("recommend_lin.onnx"), .table = "items",
+		.user_table = "users", .joins = "merchants:merchant_id",
+		.candidates_max = 100,
+	};
+	const char *const n8[] = { "_event_time", "spend" };
+	const char *const v8[] = { "1", "5" };
+	st_state_t *st = open_writable();
+	redisContext *c;
+
+	version(st, "users", "8", 1000, "{\"risk_tier\":3}");
+	put_record(st, "8", 1, 2, n8, v8);
+	ck_assert_int_eq(st_state_commit(st, errstr, sizeof(errstr)), 0);
+	st_state_close(st);
+	rec_conf = &rc;
+	start(NULL, 10, 64 << 20);
+	rec_conf = NULL;
+	c = connect_hiredis();
+	expect_ranking(c, "RECOMMEND " PREFIX ":8", 0, NULL, NULL);
+	redisFree(c);
 }
 END_TEST
 
@@ -1729,6 +1806,7 @@ int main(void)
 	tcase_add_test(tc, recommend_ranks_the_catalogue);
 	tcase_add_test(tc, recommend_follows_changes);
 	tcase_add_test(tc, recommend_limits_and_configuration);
+	tcase_add_test(tc, recommend_empty_catalogue);
 	tcase_add_test(tc, recommend_without_model);
 	tcase_add_test(tc, bad_configuration);
 	tcase_add_test(tc, metrics);

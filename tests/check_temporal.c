@@ -199,6 +199,8 @@ START_TEST(scan_examples)
 	/* Neighbouring tables are not part of the scan. */
 	apply("user", "1", 'c', 1000, 1, "{\"t\":\"user\"}");
 	apply("usersx", "1", 'c', 1000, 2, "{\"t\":\"usersx\"}");
+	apply("userr", "1", 'c', 1000, 8, "{\"t\":\"userr\"}");
+	apply("usert", "1", 'c', 1000, 9, "{\"t\":\"usert\"}");
 	apply("users", "2", 'c', 1000, 3, "{\"a\":2}");
 	apply("users", "10", 'c', 1000, 4, "{\"a\":10,\"bio\":\"long\"}");
 	apply("users", "10", 'u', 2000, 5,

@@ -24,10 +24,11 @@ package versions give byte-identical files. What it writes:
   bad_input_rank.onnx   input float [N] (rank 1)
   bad_output.onnx       output float [N,3] only
   bad_meta.onnx         score_n1 with strata.features naming 2 columns of 3
-  recommend_lin.onnx    features float [N,8] -> total float [N] = x . w,
-                        w = (1, 0.01, 10, -5, 3, 100, 1000, 0.5);
+  recommend_lin.onnx    features float [N,10] -> total float [N] = x . w,
+                        w = (1, 0.01, 10, -5, 3, 100, 1000, 0.5, 7, 20);
                         strata.features names a vector field, item,
-                        merchant and user columns, one-hot ones included
+                        merchant and user columns, one-hot ones on
+                        string, boolean and integer columns included
                         (tests/check_server.c, RECOMMEND)
   zipmap.onnx           a LogisticRegression exported with skl2onnx's
                         default ZipMap output (a sequence of maps)
@@ -97,13 +98,13 @@ def linear_models() -> None:
 
 RECOMMEND_FEATURES = ("spend,items.price,items.category=book,merchants.risk_score,"
                       "merchants.category=travel,users.risk_tier,users.segment=gold,"
-                      "items.flag")
-RECOMMEND_WEIGHTS = [1.0, 0.01, 10.0, -5.0, 3.0, 100.0, 1000.0, 0.5]
+                      "items.flag,items.flag=true,merchants.mcc=5411")
+RECOMMEND_WEIGHTS = [1.0, 0.01, 10.0, -5.0, 3.0, 100.0, 1000.0, 0.5, 7.0, 20.0]
 
 
 def recommend_model() -> None:
-    x = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 8])
-    w = helper.make_tensor("w", TensorProto.FLOAT, [8], RECOMMEND_WEIGHTS)
+    x = helper.make_tensor_value_info("features", TensorProto.FLOAT, ["N", 10])
+    w = helper.make_tensor("w", TensorProto.FLOAT, [10], RECOMMEND_WEIGHTS)
     axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
     g = helper.make_graph(
         [helper.make_node("Mul", ["features", "w"], ["xw"]),

@@ -348,7 +348,9 @@ def _recommend_oracle(env, model, vector, uid):
     import numpy as np
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(model, providers=["CPUExecutionProvider"])
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1     # as strata runs it: the same sums
+    sess = ort.InferenceSession(model, sess_options=so, providers=["CPUExecutionProvider"])
     names = sess.get_modelmeta().custom_metadata_map["strata.features"].split(",")
 
     def table(sql, cols):
