@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
 #include "features.h"
@@ -58,6 +59,8 @@ struct st_recommend {
 	uint64_t changes[1 + JOINS_MAX];
 	int cached;
 	int too_many;            /* the cached answer: over the limit */
+	uint64_t builds;
+	double build_seconds;
 	size_t ncand;
 	char *keys;              /* candidate keys, back to back */
 	size_t keys_len, keys_cap;
@@ -324,6 +327,13 @@ out:
 	return err;
 }
 
+void st_recommend_stats(const st_recommend_t *r, st_recommend_stats_t *out)
+{
+	out->items = r->ncand;
+	out->builds = r->builds;
+	out->build_seconds = r->build_seconds;
+}
+
 void st_recommend_destroy(st_recommend_t *r)
 {
 	if (!r)
@@ -462,6 +472,7 @@ static int load_candidates(st_recommend_t *r, MDB_txn *txn)
 {
 	uint64_t changes[1 + JOINS_MAX];
 	MDB_env *env = mdb_txn_env(txn);
+	struct timespec t0, t1;
 	int err;
 
 	err = st_temporal_changes(r->reader, r->table, &changes[0]);
@@ -478,6 +489,7 @@ static int load_candidates(st_recommend_t *r, MDB_txn *txn)
 		return r->too_many ? too_many(r) : 0;
 	r->cached = 0;
 	r->too_many = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	r->ncand = 0;
 	r->keys_len = 0;
 	r->key_off[0] = 0;
@@ -494,6 +506,10 @@ static int load_candidates(st_recommend_t *r, MDB_txn *txn)
 			return err;
 		r->too_many = 1;   /* answered so until the tables change */
 	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	r->builds++;
+	r->build_seconds = (double)(t1.tv_sec - t0.tv_sec) +
+			   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	r->cached = 1;
 	r->env = env;
 	memcpy(r->changes, changes, sizeof(changes));

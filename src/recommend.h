@@ -61,6 +61,7 @@
 #define ST_RECOMMEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <lmdb.h>
 
@@ -114,6 +115,17 @@ int st_recommend_rank(st_recommend_t *r, MDB_txn *txn, const char *user,
 		      size_t count, const st_recommend_item_t **out,
 		      size_t *nout, int *found, char *errstr,
 		      size_t errstr_size);
+
+/* What the recommender has done (for metrics): the items of the
+ * catalogue at the last build of their columns, how many builds there
+ * were, and how long the last one took (seconds). */
+typedef struct st_recommend_stats {
+	size_t items;
+	uint64_t builds;
+	double build_seconds;
+} st_recommend_stats_t;
+
+void st_recommend_stats(const st_recommend_t *r, st_recommend_stats_t *out);
 
 /* Releases the model and every buffer. NULL is allowed. */
 void st_recommend_destroy(st_recommend_t *r);

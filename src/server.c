@@ -111,6 +111,9 @@ struct st_server {
 	st_metrics_counter_t **m_cmds;
 	st_metrics_histogram_t **m_secs;
 	st_metrics_gauge_t *m_conns;
+	st_metrics_gauge_t *m_rec_items, *m_rec_build; /* with RECOMMEND */
+	st_metrics_counter_t *m_rec_builds;
+	uint64_t rec_builds;          /* builds counted so far */
 	st_metrics_counter_t *m_errors;
 };
 
@@ -592,6 +595,21 @@ static void cmd_score(st_server_t *s, client_t *c,
 
 #define RECOMMEND_COUNT 10
 
+static void recommend_metrics(st_server_t *s)
+{
+	st_recommend_stats_t st;
+
+	if (!s->m_rec_items)
+		return;
+	st_recommend_stats(s->rec, &st);
+	if (st.builds == s->rec_builds)
+		return;
+	st_metrics_counter_add(s->m_rec_builds, st.builds - s->rec_builds);
+	s->rec_builds = st.builds;
+	st_metrics_gauge_set(s->m_rec_items, (int64_t)st.items);
+	st_metrics_gauge_set_double(s->m_rec_build, st.build_seconds);
+}
+
 /* RECOMMEND key [COUNT n]: the catalogue ranked for the key's entity. */
 static void cmd_recommend(st_server_t *s, client_t *c,
 			  const st_resp_request_t *r)
@@ -643,10 +661,12 @@ static void cmd_recommend(st_server_t *s, client_t *c,
 	}
 	if (!(txn = read_txn(s, c)))
 		return;
-	if (st_recommend_rank(s->rec, txn, key + s->kpfx_len,
-			      len - s->kpfx_len, (size_t)nfields, s->names,
-			      s->values, count, &recs, &nrec, &found, errstr,
-			      sizeof(errstr))) {
+	rc = st_recommend_rank(s->rec, txn, key + s->kpfx_len,
+			       len - s->kpfx_len, (size_t)nfields, s->names,
+			       s->values, count, &recs, &nrec, &found, errstr,
+			       sizeof(errstr));
+	recommend_metrics(s);
+	if (rc) {
 		reply_error(s, c, "ERR %s", errstr);
 		return;
 	}
@@ -1626,6 +1646,23 @@ static int register_metrics(st_server_t *s)
 				      "refused connections...).",
 				      &s->m_errors)) ||
 	    (err = st_metrics_process(s->m)))
+		return err;
+	if (s->rec &&
+	    ((err = st_metrics_gauge(s->m, "strata_recommend_items",
+				     "Items in the catalogue RECOMMEND ranks "
+				     "(at the last build of their columns).",
+				     &s->m_rec_items)) ||
+	     (err = st_metrics_counter(s->m, "strata_recommend_builds_total",
+				       "Builds of the items' columns (the "
+				       "first request, then after each change "
+				       "of the catalogue or a joined table).",
+				       &s->m_rec_builds)) ||
+	     (err = st_metrics_gauge_double(s->m,
+					    "strata_recommend_build_seconds",
+					    "Time the last build of the "
+					    "items' columns took, on the "
+					    "serving thread.",
+					    &s->m_rec_build))))
 		return err;
 	for (size_t i = 0; i < NCMDS; i++)
 		if ((err = st_metrics_counter_child(cf, cmds[i].name, NULL,

@@ -120,7 +120,9 @@
  * strata_resp_command_seconds{command} (histogram,
  * st_metrics_latency_buckets), strata_resp_connections (gauge),
  * strata_resp_errors_total (error replies of every kind, protocol errors
- * included).
+ * included); with RECOMMEND, strata_recommend_items (gauge),
+ * strata_recommend_builds_total and strata_recommend_build_seconds
+ * (gauge: the last build of the items' columns).
  *
  * Logging: what goes wrong with a connection (accept failing, no memory
  * for a reply) goes to st_log(), facility "serve"; client protocol

@@ -1262,6 +1262,23 @@ START_TEST(score_with_model)
 }
 END_TEST
 
+/* The metrics endpoint serves the server's registry. */
+static char *scrape(int port)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET };
+	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
+	int fd = socket(AF_INET, SOCK_STREAM, 0), closed;
+	char *body;
+
+	a.sin_port = htons((uint16_t)port);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	send_all(fd, req, sizeof(req) - 1);
+	body = recv_some(fd, 1 << 20, &closed);
+	close(fd);
+	return body;
+}
+
 /* ---- RECOMMEND ------------------------------------------------------- */
 
 /* recommend_lin.onnx: score = x . w over these columns (make_models.py). */
@@ -1493,8 +1510,23 @@ static void merchant_2_riskier(st_state_t *st)
 		"\"mcc\":5411}");
 }
 
+/* The metric line "NAME VALUE" of the server's endpoint, as a number. */
+static double metric(const char *name)
+{
+	char *text = scrape(st_server_metrics_port(srv)), *p, want[128];
+	double v;
+
+	snprintf(want, sizeof(want), "\n%s ", name);
+	p = strstr(text, want);
+	ck_assert_msg(p, "no %s in /metrics", name);
+	v = strtod(p + strlen(want), NULL);
+	free(text);
+	return v;
+}
+
 /* The user's vector is read on every request; the items' columns are
- * built again when the catalogue or a joined table changes. */
+ * built again when the catalogue or a joined table changes, and only
+ * then (strata_recommend_builds_total). */
 START_TEST(recommend_follows_changes)
 {
 	st_recommend_conf_t rc = {
@@ -1512,18 +1544,25 @@ START_TEST(recommend_follows_changes)
 	start(NULL, 10, 64 << 20);
 	rec_conf = NULL;
 	c = connect_hiredis();
+	ck_assert_double_eq(metric("strata_recommend_builds_total"), 0);
 	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 1", 1, first, want);
+	ck_assert_double_eq(metric("strata_recommend_builds_total"), 1);
+	ck_assert_double_eq(metric("strata_recommend_items"), 9);
 	write_elsewhere(spend_6);
 	want[0] += 1;
 	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 1", 1, first, want);
+	ck_assert_double_eq(metric("strata_recommend_builds_total"), 1);
 	write_elsewhere(item_2_dearer);
 	want[0] = score8(100000, 0, 2, 0) + 1;
 	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 1", 1, dear, want);
+	ck_assert_double_eq(metric("strata_recommend_builds_total"), 2);
 	/* Merchant 2's items fall below merchant 1's. */
 	write_elsewhere(merchant_2_riskier);
 	want[0] = score8(10, 1, 1, 1) + 1;
 	want[1] = score8(2, 1, 1, 1) + 1;
 	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 2", 2, risky, want);
+	ck_assert_double_eq(metric("strata_recommend_builds_total"), 3);
+	ck_assert(metric("strata_recommend_build_seconds") > 0);
 	redisFree(c);
 }
 END_TEST
@@ -1698,23 +1737,6 @@ START_TEST(bad_configuration)
 	ck_assert_ptr_null(s);
 }
 END_TEST
-
-/* The metrics endpoint serves the server's registry. */
-static char *scrape(int port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET };
-	static const char req[] = "GET /metrics HTTP/1.0\r\n\r\n";
-	int fd = socket(AF_INET, SOCK_STREAM, 0), closed;
-	char *body;
-
-	a.sin_port = htons((uint16_t)port);
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	send_all(fd, req, sizeof(req) - 1);
-	body = recv_some(fd, 1 << 20, &closed);
-	close(fd);
-	return body;
-}
 
 START_TEST(metrics)
 {
