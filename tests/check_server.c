@@ -1652,6 +1652,138 @@ START_TEST(recommend_limits_and_configuration)
 }
 END_TEST
 
+/* The ranking against a reference: random catalogues of 1 to 300 items
+ * (prices in steps of 100 so that distinct rows score at least 1 apart
+ * in float; repeated rows for ties; prices that are no number for NaN),
+ * every COUNT answer compared with a full sort of the expected scores.
+ * ST_SEED=<n> reproduces a run. */
+typedef struct {
+	char key[16];
+	size_t len;
+	double score;
+} ref_item_t;
+
+static int ref_order(const void *a, const void *b)
+{
+	const ref_item_t *x = a, *y = b;
+	int xn = isnan(x->score), yn = isnan(y->score);
+
+	if (xn != yn)
+		return xn - yn;
+	if (!xn && x->score != y->score)
+		return x->score > y->score ? -1 : 1;
+	if (x->len != y->len)
+		return x->len < y->len ? -1 : 1;
+	return memcmp(x->key, y->key, x->len);
+}
+
+static uint64_t ref_rng;
+
+static unsigned ref_rand(unsigned n)
+{
+	ref_rng ^= ref_rng << 13;
+	ref_rng ^= ref_rng >> 7;
+	ref_rng ^= ref_rng << 17;
+	return (unsigned)(ref_rng % n);
+}
+
+static ref_item_t ref_items[300];
+static size_t ref_n;
+
+static void put_random_catalogue(st_state_t *st)
+{
+	static const char *const n8[] = { "_event_time", "spend" };
+	static const char *const v8[] = { "1", "5" };
+
+	version(st, "merchants", "1", 1000, "{\"category\":\"travel\","
+		"\"risk_score\":0.5,\"mcc\":4722}");
+	version(st, "merchants", "2", 1000, "{\"category\":\"grocery\","
+		"\"risk_score\":0.1,\"mcc\":5411}");
+	version(st, "users", "8", 1000,
+		"{\"risk_tier\":3,\"segment\":\"silver\"}");
+	put_record(st, "8", 1, 2, n8, v8);
+	ref_n = 1 + ref_rand(300);
+	for (size_t i = 0; i < ref_n; i++) {
+		ref_item_t *it = &ref_items[i];
+		int price = 100 * (int)ref_rand(6), book = ref_rand(2);
+		int merchant = 1 + (int)ref_rand(2), flag = ref_rand(2);
+		int nan_price = ref_rand(20) == 0;
+		char json[256];
+
+		it->len = (size_t)snprintf(it->key, sizeof(it->key), "%u",
+					   ref_rand(100000));
+		for (size_t j = 0; j < i; j++)
+			if (ref_items[j].len == it->len &&
+			    !memcmp(ref_items[j].key, it->key, it->len))
+				it->len = (size_t)snprintf(it->key,
+							   sizeof(it->key),
+							   "u%zu", i);
+		snprintf(json, sizeof(json), "{\"merchant_id\":%d,"
+			 "\"price\":\"%s%d\",\"category\":\"%s\","
+			 "\"flag\":%s}", merchant, nan_price ? "x" : "",
+			 price, book ? "book" : "phone",
+			 flag ? "true" : "false");
+		version(st, "items", it->key, 1000, json);
+		it->score = nan_price ? NAN : score8(price, book, merchant,
+						     flag);
+	}
+	qsort(ref_items, ref_n, sizeof(ref_items[0]), ref_order);
+}
+
+START_TEST(recommend_matches_a_reference)
+{
+	st_recommend_conf_t rc = {
+		.model = data_path("recommend_lin.onnx"), .table = "items",
+		.user_table = "users", .joins = "merchants:merchant_id",
+		.candidates_max = 1000,
+	};
+	const char *s = getenv("ST_SEED");
+	uint64_t seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
+	static const size_t counts[] = { 1, 2, 7, 50, 299, 1000 };
+	st_state_t *st = open_writable();
+	redisContext *c;
+
+	printf("recommend reference test: ST_SEED=%llu\n",
+	       (unsigned long long)seed);
+	ref_rng = seed * 2654435761u + 1;
+	put_random_catalogue(st);
+	ck_assert_int_eq(st_state_commit(st, errstr, sizeof(errstr)), 0);
+	st_state_close(st);
+	rec_conf = &rc;
+	start(NULL, 10, 64 << 20);
+	rec_conf = NULL;
+	c = connect_hiredis();
+	for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
+		size_t n = counts[k] < ref_n ? counts[k] : ref_n;
+		redisReply *r = cmd(c, "RECOMMEND %s COUNT %d", PREFIX ":8",
+				    (int)counts[k]);
+
+		ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
+		ck_assert_msg(r->elements == 2 * n, "seed %llu COUNT %zu: %zu "
+			      "elements for %zu items",
+			      (unsigned long long)seed, counts[k],
+			      r->elements, ref_n);
+		for (size_t i = 0; i < n; i++) {
+			const ref_item_t *w = &ref_items[i];
+			double got = strtod(r->element[2 * i + 1]->str, NULL);
+
+			ck_assert_msg(r->element[2 * i]->len == w->len &&
+				      !memcmp(r->element[2 * i]->str, w->key,
+					      w->len) &&
+				      (isnan(w->score) ? isnan(got) :
+				       fabs(got - w->score) < 1e-3),
+				      "seed %llu COUNT %zu rank %zu: %s %s, "
+				      "want %.*s %g", (unsigned long long)seed,
+				      counts[k], i, r->element[2 * i]->str,
+				      r->element[2 * i + 1]->str, (int)w->len,
+				      w->key, w->score);
+		}
+		freeReplyObject(r);
+	}
+	redisFree(c);
+}
+END_TEST
+
 /* A catalogue with no rows: nothing to rank. */
 START_TEST(recommend_empty_catalogue)
 {
@@ -1829,6 +1961,7 @@ int main(void)
 	tcase_add_test(tc, recommend_follows_changes);
 	tcase_add_test(tc, recommend_limits_and_configuration);
 	tcase_add_test(tc, recommend_empty_catalogue);
+	tcase_add_test(tc, recommend_matches_a_reference);
 	tcase_add_test(tc, recommend_without_model);
 	tcase_add_test(tc, bad_configuration);
 	tcase_add_test(tc, metrics);
