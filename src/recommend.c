@@ -59,8 +59,9 @@ struct st_recommend {
 	uint64_t changes[1 + JOINS_MAX];
 	int cached;
 	int too_many;            /* the cached answer: over the limit */
-	uint64_t builds;
+	uint64_t builds;         /* attempted, failed ones included */
 	double build_seconds;
+	size_t items;            /* at the last build: max + 1 when over */
 	size_t ncand;
 	char *keys;              /* candidate keys, back to back */
 	size_t keys_len, keys_cap;
@@ -329,7 +330,7 @@ out:
 
 void st_recommend_stats(const st_recommend_t *r, st_recommend_stats_t *out)
 {
-	out->items = r->ncand;
+	out->items = r->items;
 	out->builds = r->builds;
 	out->build_seconds = r->build_seconds;
 }
@@ -496,6 +497,11 @@ static int load_candidates(st_recommend_t *r, MDB_txn *txn)
 	r->err = 0;
 	err = st_temporal_scan(r->reader, SLOT_SCAN, r->table, INT64_MAX,
 			       add_candidate, r);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	r->builds++;
+	r->build_seconds = (double)(t1.tv_sec - t0.tv_sec) +
+			   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	r->items = r->ncand;
 	if (err) {
 		r->ncand = 0;
 		if (!r->err)
@@ -504,12 +510,9 @@ static int load_candidates(st_recommend_t *r, MDB_txn *txn)
 				  st_strerror(err));
 		if (err != ST_ERANGE)
 			return err;
+		r->items = r->max + 1;
 		r->too_many = 1;   /* answered so until the tables change */
 	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	r->builds++;
-	r->build_seconds = (double)(t1.tv_sec - t0.tv_sec) +
-			   (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	r->cached = 1;
 	r->env = env;
 	memcpy(r->changes, changes, sizeof(changes));

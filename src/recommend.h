@@ -117,8 +117,11 @@ int st_recommend_rank(st_recommend_t *r, MDB_txn *txn, const char *user,
 		      size_t errstr_size);
 
 /* What the recommender has done (for metrics): the items of the
- * catalogue at the last build of their columns, how many builds there
- * were, and how long the last one took (seconds). */
+ * catalogue at the last build of their columns (recommend.candidates.max
+ * + 1 when it was over: the build stops there; those read before a
+ * failure), how many builds were attempted (failed ones included: a
+ * failed build is tried again at the next request), and how long the
+ * last one took (seconds). */
 typedef struct st_recommend_stats {
 	size_t items;
 	uint64_t builds;

@@ -1650,12 +1650,15 @@ static int register_metrics(st_server_t *s)
 	if (s->rec &&
 	    ((err = st_metrics_gauge(s->m, "strata_recommend_items",
 				     "Items in the catalogue RECOMMEND ranks "
-				     "(at the last build of their columns).",
+				     "(at the last build of their columns; "
+				     "recommend.candidates.max + 1 when over "
+				     "it).",
 				     &s->m_rec_items)) ||
 	     (err = st_metrics_counter(s->m, "strata_recommend_builds_total",
-				       "Builds of the items' columns (the "
-				       "first request, then after each change "
-				       "of the catalogue or a joined table).",
+				       "Builds of the items' columns tried (the "
+				       "first request, after each change of "
+				       "the catalogue or a joined table, and "
+				       "after a failed one).",
 				       &s->m_rec_builds)) ||
 	     (err = st_metrics_gauge_double(s->m,
 					    "strata_recommend_build_seconds",

@@ -1592,6 +1592,8 @@ START_TEST(recommend_limits_and_configuration)
 		     "(recommend.candidates.max)", "RECOMMEND %s", PREFIX ":8");
 	expect_error(c, "ERR RECOMMEND: items has more than 8 rows "
 		     "(recommend.candidates.max)", "RECOMMEND %s", PREFIX ":8");
+	ck_assert_double_eq(metric("strata_recommend_items"), 9);
+	ck_assert_double_eq(metric("strata_recommend_builds_total"), 1);
 	redisFree(c);
 	stop = 1;
 	pthread_join(thr, NULL);
@@ -1653,8 +1655,8 @@ START_TEST(recommend_limits_and_configuration)
 END_TEST
 
 /* The ranking against a reference: random catalogues of 1 to 300 items
- * (prices in steps of 100 so that distinct rows score at least 1 apart
- * in float; repeated rows for ties; prices that are no number for NaN),
+ * (prices in steps of 100 so that distinct rows score at least 0.5
+ * apart, far above float's precision there; repeated rows for ties; prices that are no number for NaN),
  * every COUNT answer compared with a full sort of the expected scores.
  * ST_SEED=<n> reproduces a run. */
 typedef struct {
