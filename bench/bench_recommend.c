@@ -43,10 +43,8 @@
  * 10); 5 rounds.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <math.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -96,47 +94,14 @@ static const char *const vnames[NV] = { "_event_time", "_seq",
 					"avg_amount_24h", "txn_count_24h",
 					"user_segment_code" };
 
-static st_server_t *srv;
-static volatile sig_atomic_t stop;
+static bench_server_t server;
 #define DIR_TEMPLATE "/tmp/bench_recommend-XXXXXX"
 static char dir[sizeof(DIR_TEMPLATE)];    /* the state's; "": none */
 
-static uint64_t rnd(uint64_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
-}
 
-static double now_s(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
-static double thread_cpu(clockid_t clk)
-{
-	struct timespec ts;
 
-	clock_gettime(clk, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* ---- the data: sql/seed.sql's values ----------------------------------- */
 
@@ -189,7 +154,7 @@ static int user_tier(unsigned u)
 static void user_vector(unsigned u, char values[NV][32], size_t *lens)
 {
 	uint64_t x = (uint64_t)u * 0x9e3779b97f4a7c15u + 1;
-	double f = 0.4 + (double)(rnd(&x) % 1200) / 1000.0;
+	double f = 0.4 + (double)(bench_rand(&x) % 1200) / 1000.0;
 
 	lens[0] = (size_t)snprintf(values[0], 32, "%llu",
 				   1700000000000ULL + u * 1000ULL);
@@ -197,7 +162,7 @@ static void user_vector(unsigned u, char values[NV][32], size_t *lens)
 	lens[2] = (size_t)snprintf(values[2], 32, "%.2f",
 				   spend[user_code(u)] * f);
 	lens[3] = (size_t)snprintf(values[3], 32, "%llu",
-				   1 + (unsigned long long)(rnd(&x) % 12));
+				   1 + (unsigned long long)(bench_rand(&x) % 12));
 	lens[4] = (size_t)snprintf(values[4], 32, "%d", user_code(u));
 }
 
@@ -525,30 +490,13 @@ static void check_ranking(redisContext *c, st_scorer_t *peer,
 	free(rk);
 }
 
-static void *serve(void *opaque)
-{
-	static char errstr[512];
 
-	(void)opaque;
-	if (st_server_run(srv, &stop, errstr, sizeof(errstr)))
-		bench_die("serve", errstr);
-	return NULL;
-}
-
-static int remove_entry(const char *path, const struct stat *sb, int flag,
-			struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 /* Removes the state directory, if any (also at exit after an error). */
 static void remove_dir(void)
 {
 	if (*dir)
-		nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+		bench_remove_tree(dir);
 	*dir = '\0';
 }
 
@@ -574,8 +522,7 @@ static void bench_size(const char *model, st_scorer_t *peer, const feat_t *f,
 	size_t npeer, mat = items * nf;
 	float **mats, *scores;
 	unsigned check_users[CHECK_USERS] = { 1, USERS / 2 + 3, USERS };
-	clockid_t clk;
-	pthread_t thr;
+	st_server_t *srv;
 	redisContext *c;
 	redisReply *r;
 
@@ -586,11 +533,11 @@ static void bench_size(const char *model, st_scorer_t *peer, const feat_t *f,
 		*dir = '\0';
 		bench_die("mkdtemp", strerror(errno));
 	}
-	t0 = now_s();
+	t0 = bench_clock_s(CLOCK_MONOTONIC);
 	fill_state(dir, items);
 	printf("\nK = %llu items (%d merchants, %d users): state filled in "
 	       "%.2f s; %llu requests per round and side\n",
-	       (unsigned long long)items, MERCHANTS, USERS, now_s() - t0,
+	       (unsigned long long)items, MERCHANTS, USERS, bench_clock_s(CLOCK_MONOTONIC) - t0,
 	       (unsigned long long)n);
 
 	/* The bare side's matrices, built before any timing. */
@@ -604,25 +551,21 @@ static void bench_size(const char *model, st_scorer_t *peer, const feat_t *f,
 	for (size_t p = 0; p < npeer; p++) {
 		if (!(mats[p] = malloc(mat * sizeof(float))))
 			bench_die("memory", "out of memory");
-		build_rows(f, nf, items, 1 + (unsigned)(rnd(&seed) % USERS),
+		build_rows(f, nf, items, 1 + (unsigned)(bench_rand(&seed) % USERS),
 			   mats[p]);
 	}
 
-	stop = 0;
 	if (st_server_new(&srv, &conf, errstr, sizeof(errstr)))
 		bench_die("server", errstr);
-	if (pthread_create(&thr, NULL, serve, NULL) ||
-	    pthread_getcpuclockid(thr, &clk))
-		bench_die("thread", "cannot start");
-	pthread_setname_np(thr, "strata-serve");
+	bench_server_start(&server, srv);
 	c = bench_redis_connect("127.0.0.1", st_server_port(srv));
 
 	/* The first request builds the candidates' columns. */
-	c0 = thread_cpu(clk);
-	t0 = now_s();
+	c0 = bench_clock_s(server.clk);
+	t0 = bench_clock_s(CLOCK_MONOTONIC);
 	r = recommend(c, 1);
-	first_wall = now_s() - t0;
-	first_cpu = thread_cpu(clk) - c0;
+	first_wall = bench_clock_s(CLOCK_MONOTONIC) - t0;
+	first_cpu = bench_clock_s(server.clk) - c0;
 	freeReplyObject(r);
 	printf("first request (builds the candidates of the snapshot): "
 	       "%.2f ms, server CPU %.2f ms\n", first_wall * 1e3,
@@ -652,18 +595,19 @@ static void bench_size(const char *model, st_scorer_t *peer, const feat_t *f,
 
 		for (int k = 0; k < 2; k++) {
 			int which = (rd + k) % 2;   /* 0: RECOMMEND, 1: bare */
-			clockid_t cl = which ? CLOCK_THREAD_CPUTIME_ID : clk;
+			clockid_t cl = which ? CLOCK_THREAD_CPUTIME_ID :
+					 server.clk;
 			double *l = (which ? blat : lat) + (size_t)rd * n;
 			double w0, wall;
 
-			c0 = thread_cpu(cl);
-			w0 = now_s();
+			c0 = bench_clock_s(cl);
+			w0 = bench_clock_s(CLOCK_MONOTONIC);
 			for (uint64_t q = 0; q < n; q++) {
-				double q0 = now_s();
+				double q0 = bench_clock_s(CLOCK_MONOTONIC);
 
 				if (which) {
 					if (st_scorer_score(peer,
-							    mats[rnd(&rs) %
+							    mats[bench_rand(&rs) %
 								 npeer],
 							    items, scores,
 							    errstr,
@@ -671,19 +615,19 @@ static void bench_size(const char *model, st_scorer_t *peer, const feat_t *f,
 						bench_die("score", errstr);
 				} else {
 					freeReplyObject(recommend(
-						c, 1 + (unsigned)(rnd(&rs) %
+						c, 1 + (unsigned)(bench_rand(&rs) %
 								  USERS)));
 				}
-				l[q] = now_s() - q0;
+				l[q] = bench_clock_s(CLOCK_MONOTONIC) - q0;
 			}
-			wall = (now_s() - w0) / (double)n;
+			wall = (bench_clock_s(CLOCK_MONOTONIC) - w0) / (double)n;
 			if (which) {
 				bare_wall[rd] = wall;
-				bare_cpu[rd] = (thread_cpu(cl) - c0) /
+				bare_cpu[rd] = (bench_clock_s(cl) - c0) /
 					       (double)n;
 			} else {
 				rec_wall[rd] = wall;
-				rec_cpu[rd] = (thread_cpu(cl) - c0) /
+				rec_cpu[rd] = (bench_clock_s(cl) - c0) /
 					      (double)n;
 			}
 		}
@@ -693,12 +637,12 @@ static void bench_size(const char *model, st_scorer_t *peer, const feat_t *f,
 		       1 / rec_wall[rd], rec_wall[rd] * 1e6, rec_cpu[rd] * 1e6,
 		       bare_wall[rd] * 1e6, ratio[rd]);
 	}
-	qsort(lat, (size_t)rounds * n, sizeof(*lat), cmp_double);
-	qsort(blat, (size_t)rounds * n, sizeof(*blat), cmp_double);
+	qsort(lat, (size_t)rounds * n, sizeof(*lat), bench_cmp_double);
+	qsort(blat, (size_t)rounds * n, sizeof(*blat), bench_cmp_double);
 	{
-		double rw = median(rec_wall, rounds), rc = median(rec_cpu,
+		double rw = bench_median(rec_wall, rounds), rc = bench_median(rec_cpu,
 								   rounds);
-		double bw = median(bare_wall, rounds), bc = median(bare_cpu,
+		double bw = bench_median(bare_wall, rounds), bc = bench_median(bare_cpu,
 								    rounds);
 		size_t all = (size_t)rounds * n;
 
@@ -719,14 +663,11 @@ static void bench_size(const char *model, st_scorer_t *peer, const feat_t *f,
 		       bc * 1e9 / (double)items);
 		printf("  ratio RECOMMEND / bare scoring: %.2f (wall per "
 		       "request / wall of K rows), %.2f (server CPU / bare "
-		       "CPU)\n", median(ratio, rounds), median(cratio, rounds));
+		       "CPU)\n", bench_median(ratio, rounds), bench_median(cratio, rounds));
 	}
 
 	redisFree(c);
-	stop = 1;
-	pthread_join(thr, NULL);
-	st_server_destroy(srv);
-	srv = NULL;
+	bench_server_stop(&server);
 	for (size_t p = 0; p < npeer; p++)
 		free(mats[p]);
 	free(mats);
@@ -743,7 +684,7 @@ int main(int argc, char **argv)
 	int nsizes = 3, given = 0, rounds = 5, opt;
 	st_scorer_t *peer = NULL;
 	char errstr[512];
-	double t0 = now_s();
+	double t0 = bench_clock_s(CLOCK_MONOTONIC);
 	size_t nf;
 	feat_t *f;
 
@@ -804,6 +745,6 @@ int main(int argc, char **argv)
 		bench_size(model, peer, f, nf, sizes[i], rows, rounds);
 	st_scorer_destroy(peer);
 	free(f);
-	printf("\ntotal %.1f s\n", now_s() - t0);
+	printf("\ntotal %.1f s\n", bench_clock_s(CLOCK_MONOTONIC) - t0);
 	return 0;
 }

@@ -21,9 +21,7 @@
  * "bench:serve:*" into Redis and deletes them after.
  */
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -59,24 +57,9 @@ typedef struct {
 	size_t lens[NF];
 } vec_t;
 
-static st_server_t *srv;
-static volatile sig_atomic_t stop;
+static bench_server_t server;
 
-static uint64_t rnd(uint64_t *x)
-{
-	*x ^= *x << 13;
-	*x ^= *x >> 7;
-	*x ^= *x << 17;
-	return *x;
-}
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Entity i's vector: the shapes the pipeline writes. */
 static void make_vec(uint64_t i, vec_t *v)
@@ -86,7 +69,7 @@ static void make_vec(uint64_t i, vec_t *v)
 	uint64_t x = i * 0x9e3779b97f4a7c15u + 1;
 
 	for (int j = 0; j < NF; j++) {
-		double d = (double)(rnd(&x) % 1000000) / 100.0;
+		double d = (double)(bench_rand(&x) % 1000000) / 100.0;
 		int n;
 
 		if (j == 0)
@@ -100,7 +83,7 @@ static void make_vec(uint64_t i, vec_t *v)
 		else if (j == 3 || j == 5 || j == 9 || j == 14 || j == 15 ||
 			 j == 17)
 			n = snprintf(v->values[j], 32, "%llu",
-				     (unsigned long long)(rnd(&x) % 50));
+				     (unsigned long long)(bench_rand(&x) % 50));
 		else
 			n = snprintf(v->values[j], 32, "%.9g", d);
 		v->lens[j] = (size_t)n;
@@ -219,7 +202,7 @@ static double run_load(redisContext *c, uint64_t keys, uint64_t n,
 		       uint64_t depth, uint64_t seed)
 {
 	char key[64];
-	double t0 = now_s();
+	double t0 = bench_clock_s(CLOCK_MONOTONIC);
 
 	for (uint64_t done = 0; done < n;) {
 		uint64_t batch = n - done < depth ? n - done : depth;
@@ -230,7 +213,7 @@ static double run_load(redisContext *c, uint64_t keys, uint64_t n,
 
 			lens[1] = (size_t)snprintf(key, sizeof(key), "%s:%llu",
 						   PREFIX, (unsigned long long)
-						   (rnd(&seed) % keys));
+						   (bench_rand(&seed) % keys));
 			redisAppendCommandArgv(c, 2, argv, lens);
 		}
 		for (uint64_t i = 0; i < batch; i++) {
@@ -244,15 +227,9 @@ static double run_load(redisContext *c, uint64_t keys, uint64_t n,
 		}
 		done += batch;
 	}
-	return (double)n / (now_s() - t0);
+	return (double)n / (bench_clock_s(CLOCK_MONOTONIC) - t0);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
 
 /* Depth 1: each request's round trip, in microseconds, sorted. */
 static void run_latency(redisContext *c, uint64_t keys, uint64_t n,
@@ -261,17 +238,17 @@ static void run_latency(redisContext *c, uint64_t keys, uint64_t n,
 	uint64_t seed = 0x2545f4914f6cdd1du;
 
 	for (uint64_t i = 0; i < n; i++) {
-		double t0 = now_s();
+		double t0 = bench_clock_s(CLOCK_MONOTONIC);
 		redisReply *r = redisCommand(c, "HGETALL %s:%llu", PREFIX,
 					     (unsigned long long)
-					     (rnd(&seed) % keys));
+					     (bench_rand(&seed) % keys));
 
 		if (!r || r->elements != 2 * NF)
 			bench_die("latency", c->errstr);
-		us[i] = (now_s() - t0) * 1e6;
+		us[i] = (bench_clock_s(CLOCK_MONOTONIC) - t0) * 1e6;
 		freeReplyObject(r);
 	}
-	qsort(us, n, sizeof(*us), cmp_double);
+	qsort(us, n, sizeof(*us), bench_cmp_double);
 }
 
 static double redis_cpu(redisContext *c)
@@ -289,38 +266,9 @@ static double redis_cpu(redisContext *c)
 	return secs;
 }
 
-static double thread_cpu(clockid_t clk)
-{
-	struct timespec ts;
 
-	clock_gettime(clk, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
-static double median(double *v, int n)
-{
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
-static void *serve(void *opaque)
-{
-	static char errstr[512];
-
-	(void)opaque;
-	if (st_server_run(srv, &stop, errstr, sizeof(errstr)))
-		bench_die("serve", errstr);
-	return NULL;
-}
-
-static int remove_entry(const char *path, const struct stat *sb, int flag,
-			struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
 
 int main(int argc, char **argv)
 {
@@ -331,8 +279,7 @@ int main(int argc, char **argv)
 	char dir[] = "/tmp/bench_serve-XXXXXX", errstr[512];
 	redisContext *rc, *sc;
 	st_server_conf_t conf = { 0 };
-	clockid_t clk;
-	pthread_t thr;
+	st_server_t *srv;
 	double *us;
 
 	printf("#");
@@ -386,10 +333,7 @@ int main(int argc, char **argv)
 	conf.max_output = 64 << 20;
 	if (st_server_new(&srv, &conf, errstr, sizeof(errstr)))
 		bench_die("server", errstr);
-	if (pthread_create(&thr, NULL, serve, NULL) ||
-	    pthread_getcpuclockid(thr, &clk))
-		bench_die("thread", "cannot start");
-	pthread_setname_np(thr, "strata-serve");   /* for perf top -t */
+	bench_server_start(&server, srv);
 	sc = bench_redis_connect("127.0.0.1", st_server_port(srv));
 	compare(rc, sc, keys);
 	printf("%llu keys of %d fields; HGETALL of random keys, %llu "
@@ -402,11 +346,11 @@ int main(int argc, char **argv)
 
 		for (int k = 0; k < 2; k++) {
 			int which = (r + k) % 2;    /* 0: redis, 1: strata */
-			double c0 = which ? thread_cpu(clk) : redis_cpu(rc);
+			double c0 = which ? bench_clock_s(server.clk) : redis_cpu(rc);
 
 			rate[which][r] = run_load(which ? sc : rc, keys, n,
 						  depth, seed);
-			cpu[which][r] = ((which ? thread_cpu(clk) :
+			cpu[which][r] = ((which ? bench_clock_s(server.clk) :
 					  redis_cpu(rc)) - c0) / (double)n;
 		}
 		ratio[r] = rate[1][r] / rate[0][r];
@@ -414,11 +358,11 @@ int main(int argc, char **argv)
 		       rate[1][r], ratio[r]);
 	}
 	printf("median %17.0f  %12.0f  %5.2f   (strata / redis-server; "
-	       "target >= 0.8)\n", median(rate[0], rounds),
-	       median(rate[1], rounds), median(ratio, rounds));
+	       "target >= 0.8)\n", bench_median(rate[0], rounds),
+	       bench_median(rate[1], rounds), bench_median(ratio, rounds));
 	printf("server CPU per request: redis-server %.2f us, strata %.2f us "
-	       "(medians)\n", median(cpu[0], rounds) * 1e6,
-	       median(cpu[1], rounds) * 1e6);
+	       "(medians)\n", bench_median(cpu[0], rounds) * 1e6,
+	       bench_median(cpu[1], rounds) * 1e6);
 
 	us = malloc(nlat * sizeof(*us));
 	if (!us)
@@ -433,11 +377,9 @@ int main(int argc, char **argv)
 	free(us);
 
 	redisFree(sc);
-	stop = 1;
-	pthread_join(thr, NULL);
-	st_server_destroy(srv);
+	bench_server_stop(&server);
 	fill_redis(rc, keys, 1);
 	redisFree(rc);
-	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+	bench_remove_tree(dir);
 	return 0;
 }

@@ -109,21 +109,22 @@ static float value_number(const st_value_t *v)
 static float value_equals(const st_value_t *v, const char *text, size_t len)
 {
 	char buf[32];
-	int n;
+	size_t n;
 
 	switch (v->type) {
 	case ST_VAL_STRING:
 		return v->len == len && !memcmp(v->s, text, len) ? 1.0f : 0.0f;
 	case ST_VAL_INT:
-		n = snprintf(buf, sizeof(buf), "%lld", (long long)v->i);
+		n = st_features_format_int(v->i, buf, sizeof(buf));
 		break;
 	case ST_VAL_BOOL:
-		n = snprintf(buf, sizeof(buf), "%s", v->i ? "true" : "false");
+		n = (size_t)snprintf(buf, sizeof(buf), "%s",
+				     v->i ? "true" : "false");
 		break;
 	default:
 		return NAN;
 	}
-	return (size_t)n == len && !memcmp(buf, text, len) ? 1.0f : 0.0f;
+	return n == len && !memcmp(buf, text, len) ? 1.0f : 0.0f;
 }
 
 /* Sets the columns of source src (join j) of `out` from a row (NULL: no
@@ -180,8 +181,7 @@ static int parse_joins(st_recommend_t *r, const char *spec,
 		j->column = strndup(colon + 1, len - (size_t)(colon - p) - 1);
 		r->njoins++;
 		if (!j->table || !j->column)
-			return st_seterr(errstr, errstr_size, ST_ENOMEM,
-					 "recommend: out of memory");
+			return ST_ENOMEM;     /* errstr: st_recommend_new() */
 		if (!strcmp(j->table, r->table) ||
 		    !strcmp(j->table, r->user_table))
 			return st_seterr(errstr, errstr_size, ST_EINVAL,
@@ -199,6 +199,12 @@ static int parse_joins(st_recommend_t *r, const char *spec,
 	return 0;
 }
 
+/* Whether name's first tlen bytes are the table's name. */
+static int is_table(const char *name, size_t tlen, const char *table)
+{
+	return strlen(table) == tlen && !memcmp(name, table, tlen);
+}
+
 /* Reads feature name i into its column source. */
 static int parse_column(st_recommend_t *r, size_t i, const char *model,
 			char *errstr, size_t errstr_size)
@@ -212,15 +218,13 @@ static int parse_column(st_recommend_t *r, size_t i, const char *model,
 	if (!dot)
 		return 0;
 	tlen = (size_t)(dot - name);
-	if (strlen(r->table) == tlen && !memcmp(name, r->table, tlen)) {
+	if (is_table(name, tlen, r->table)) {
 		c->src = SRC_ITEM;
-	} else if (strlen(r->user_table) == tlen &&
-		   !memcmp(name, r->user_table, tlen)) {
+	} else if (is_table(name, tlen, r->user_table)) {
 		c->src = SRC_USER;
 	} else {
 		for (int j = 0; j < r->njoins; j++)
-			if (strlen(r->joins[j].table) == tlen &&
-			    !memcmp(name, r->joins[j].table, tlen)) {
+			if (is_table(name, tlen, r->joins[j].table)) {
 				c->src = SRC_JOIN;
 				c->join = j;
 			}
@@ -236,8 +240,7 @@ static int parse_column(st_recommend_t *r, size_t i, const char *model,
 	eq = strchr(col, '=');
 	c->column = eq ? strndup(col, (size_t)(eq - col)) : strdup(col);
 	if (!c->column)
-		return st_seterr(errstr, errstr_size, ST_ENOMEM,
-				 "recommend: out of memory");
+		return ST_ENOMEM;             /* errstr: st_recommend_new() */
 	if (!*c->column)
 		return st_seterr(errstr, errstr_size, ST_EINVAL,
 				 "recommend.model %s: feature '%s' names no "
@@ -245,8 +248,7 @@ static int parse_column(st_recommend_t *r, size_t i, const char *model,
 	if (eq) {
 		c->eq_len = strlen(eq + 1);
 		if (!(c->eq = strdup(eq + 1)))
-			return st_seterr(errstr, errstr_size, ST_ENOMEM,
-					 "recommend: out of memory");
+			return ST_ENOMEM;     /* errstr: st_recommend_new() */
 	}
 	return 0;
 }

@@ -1281,6 +1281,24 @@ static char *scrape(int port)
 
 /* ---- RECOMMEND ------------------------------------------------------- */
 
+/* The test model's settings: items, their merchants, users. */
+static st_recommend_conf_t recommend_conf(size_t candidates_max)
+{
+	return (st_recommend_conf_t){
+		.model = data_path("recommend_lin.onnx"), .table = "items",
+		.user_table = "users", .joins = "merchants:merchant_id",
+		.candidates_max = candidates_max,
+	};
+}
+
+/* start() with RECOMMEND configured by rc. */
+static void start_recommend(const st_recommend_conf_t *rc)
+{
+	rec_conf = rc;
+	start(NULL, 10, 64 << 20);
+	rec_conf = NULL;
+}
+
 /* recommend_lin.onnx: score = x . w over these columns (make_models.py). */
 static const double rec_w[] = { 1, 0.01, 10, -5, 3, 100, 1000, 0.5, 7,
 				 20 };
@@ -1401,11 +1419,7 @@ static void expect_ranking(redisContext *c, const char *command,
 
 START_TEST(recommend_ranks_the_catalogue)
 {
-	st_recommend_conf_t rc = {
-		.model = data_path("recommend_lin.onnx"), .table = "items",
-		.user_table = "users", .joins = "merchants:merchant_id",
-		.candidates_max = 100,
-	};
+	st_recommend_conf_t rc = recommend_conf(100);
 	const char *const all[] = { "8", "9", "10", "2", "7", "1", "6", "3",
 				    "5" };
 	const char *const cold[] = { "1", "2", "3", "5", "6", "7", "8", "9",
@@ -1424,9 +1438,7 @@ START_TEST(recommend_ranks_the_catalogue)
 	ck_assert(want[1] > want[2] && want[2] > want[3] &&
 		  want[4] > want[5] && want[5] > want[6]);
 	put_catalogue();
-	rec_conf = &rc;
-	start(NULL, 10, 64 << 20);
-	rec_conf = NULL;
+	start_recommend(&rc);
 	c = connect_hiredis();
 	expect_ranking(c, "RECOMMEND " PREFIX ":8", 9, all, want);
 	expect_ranking(c, "recommend " PREFIX ":8 count 3", 3, all, want);
@@ -1529,20 +1541,14 @@ static double metric(const char *name)
  * then (strata_recommend_builds_total). */
 START_TEST(recommend_follows_changes)
 {
-	st_recommend_conf_t rc = {
-		.model = data_path("recommend_lin.onnx"), .table = "items",
-		.user_table = "users", .joins = "merchants:merchant_id",
-		.candidates_max = 100,
-	};
+	st_recommend_conf_t rc = recommend_conf(100);
 	const char *const first[] = { "8" }, *const dear[] = { "2" };
 	const char *const risky[] = { "1", "6" };
 	double want[2] = { score8(5000, 1, 2, 0) };
 	redisContext *c;
 
 	put_catalogue();
-	rec_conf = &rc;
-	start(NULL, 10, 64 << 20);
-	rec_conf = NULL;
+	start_recommend(&rc);
 	c = connect_hiredis();
 	ck_assert_double_eq(metric("strata_recommend_builds_total"), 0);
 	expect_ranking(c, "RECOMMEND " PREFIX ":8 COUNT 1", 1, first, want);
@@ -1569,11 +1575,7 @@ END_TEST
 
 START_TEST(recommend_limits_and_configuration)
 {
-	st_recommend_conf_t rc = {
-		.model = data_path("recommend_lin.onnx"), .table = "items",
-		.user_table = "users", .joins = "merchants:merchant_id",
-		.candidates_max = 8,
-	};
+	st_recommend_conf_t rc = recommend_conf(8);
 	st_server_conf_t conf = {
 		.listen = "127.0.0.1:0", .state_dir = dir, .prefix = PREFIX,
 		.max_clients = 10, .max_output = 1 << 20, .recommend = &rc,
@@ -1584,9 +1586,7 @@ START_TEST(recommend_limits_and_configuration)
 	put_catalogue();
 	/* 9 items, 8 allowed: an error, not a slow answer (twice: the
 	 * answer is kept until the catalogue changes). */
-	rec_conf = &rc;
-	start(NULL, 10, 64 << 20);
-	rec_conf = NULL;
+	start_recommend(&rc);
 	c = connect_hiredis();
 	expect_error(c, "ERR RECOMMEND: items has more than 8 rows "
 		     "(recommend.candidates.max)", "RECOMMEND %s", PREFIX ":8");
@@ -1601,9 +1601,7 @@ START_TEST(recommend_limits_and_configuration)
 	running = 0;
 	/* Exactly at the limit: answered. */
 	rc.candidates_max = 9;
-	rec_conf = &rc;
-	start(NULL, 10, 64 << 20);
-	rec_conf = NULL;
+	start_recommend(&rc);
 	c = connect_hiredis();
 	redisReply *r = cmd(c, "RECOMMEND %s", PREFIX ":8");
 	ck_assert_int_eq(r->type, REDIS_REPLY_ARRAY);
@@ -1734,11 +1732,7 @@ static void put_random_catalogue(st_state_t *st)
 
 START_TEST(recommend_matches_a_reference)
 {
-	st_recommend_conf_t rc = {
-		.model = data_path("recommend_lin.onnx"), .table = "items",
-		.user_table = "users", .joins = "merchants:merchant_id",
-		.candidates_max = 1000,
-	};
+	st_recommend_conf_t rc = recommend_conf(1000);
 	const char *s = getenv("ST_SEED");
 	uint64_t seed = s ? strtoull(s, NULL, 10) : (uint64_t)time(NULL);
 	static const size_t counts[] = { 1, 2, 7, 50, 299, 1000 };
@@ -1751,9 +1745,7 @@ START_TEST(recommend_matches_a_reference)
 	put_random_catalogue(st);
 	ck_assert_int_eq(st_state_commit(st, errstr, sizeof(errstr)), 0);
 	st_state_close(st);
-	rec_conf = &rc;
-	start(NULL, 10, 64 << 20);
-	rec_conf = NULL;
+	start_recommend(&rc);
 	c = connect_hiredis();
 	for (size_t k = 0; k < sizeof(counts) / sizeof(counts[0]); k++) {
 		size_t n = counts[k] < ref_n ? counts[k] : ref_n;
@@ -1789,11 +1781,7 @@ END_TEST
 /* A catalogue with no rows: nothing to rank. */
 START_TEST(recommend_empty_catalogue)
 {
-	st_recommend_conf_t rc = {
-		.model = data_path("recommend_lin.onnx"), .table = "items",
-		.user_table = "users", .joins = "merchants:merchant_id",
-		.candidates_max = 100,
-	};
+	st_recommend_conf_t rc = recommend_conf(100);
 	const char *const n8[] = { "_event_time", "spend" };
 	const char *const v8[] = { "1", "5" };
 	st_state_t *st = open_writable();
@@ -1803,9 +1791,7 @@ START_TEST(recommend_empty_catalogue)
 	put_record(st, "8", 1, 2, n8, v8);
 	ck_assert_int_eq(st_state_commit(st, errstr, sizeof(errstr)), 0);
 	st_state_close(st);
-	rec_conf = &rc;
-	start(NULL, 10, 64 << 20);
-	rec_conf = NULL;
+	start_recommend(&rc);
 	c = connect_hiredis();
 	expect_ranking(c, "RECOMMEND " PREFIX ":8", 0, NULL, NULL);
 	redisFree(c);
